@@ -82,33 +82,39 @@ const ConvCase kConvCases[] = {
 
 TEST_CASE("conv2d forward and backward match direct loops", "[ops]") {
   auto be = make_cpu_backend();
-  for (DType dt : {F32, F64}) {
-    for (const ConvCase& k : kConvCases) {
-      INFO("conv x " << shape_str(k.x) << " o " << k.o << " " << geom_str(k.g) << " "
-                     << dtype_name(dt));
-      Tensor x = random_tensor(k.x, dt, 1);
-      Tensor w = random_tensor({k.o, k.x[1], k.g.kh, k.g.kw}, dt, 2);
-      Tensor b = random_tensor({k.o}, dt, 3);
-      const Shape ys{k.x[0], k.o, k.g.out_h(k.x[2]), k.g.out_w(k.x[3])};
-      Tensor y(ys, dt), dy = random_tensor(ys, dt, 4);
-      Tensor dx(x.shape(), dt), dw(w.shape(), dt), db(b.shape(), dt);
-      be->conv2d_forward(x, w, &b, k.g, y);
-      be->conv2d_backward(x, w, dy, k.g, &dx, dw, &db);
-      const ConvRef ref = naive_conv(x, w, &b, dy, k.g);
-      CHECK(diff_to(y, ref.y) < tolerance(dt));
-      CHECK(diff_to(dx, ref.dx) < tolerance(dt));
-      CHECK(diff_to(dw, ref.dw) < tolerance(dt));
-      CHECK(diff_to(db, ref.db) < tolerance(dt));
+  const int saved_threads = cpu_threads();
+  // One thread, and three: an uneven split of the batch across threads.
+  for (int threads : {1, 3}) {
+    set_cpu_threads(threads);
+    for (DType dt : {F32, F64}) {
+      for (const ConvCase& k : kConvCases) {
+        INFO("conv x " << shape_str(k.x) << " o " << k.o << " " << geom_str(k.g) << " "
+                       << dtype_name(dt) << ", " << threads << " threads");
+        Tensor x = random_tensor(k.x, dt, 1);
+        Tensor w = random_tensor({k.o, k.x[1], k.g.kh, k.g.kw}, dt, 2);
+        Tensor b = random_tensor({k.o}, dt, 3);
+        const Shape ys{k.x[0], k.o, k.g.out_h(k.x[2]), k.g.out_w(k.x[3])};
+        Tensor y(ys, dt), dy = random_tensor(ys, dt, 4);
+        Tensor dx(x.shape(), dt), dw(w.shape(), dt), db(b.shape(), dt);
+        be->conv2d_forward(x, w, &b, k.g, y);
+        be->conv2d_backward(x, w, dy, k.g, &dx, dw, &db);
+        const ConvRef ref = naive_conv(x, w, &b, dy, k.g);
+        CHECK(diff_to(y, ref.y) < tolerance(dt));
+        CHECK(diff_to(dx, ref.dx) < tolerance(dt));
+        CHECK(diff_to(dw, ref.dw) < tolerance(dt));
+        CHECK(diff_to(db, ref.db) < tolerance(dt));
 
-      // Without a bias, and without dx (the first layer's case).
-      be->conv2d_forward(x, w, nullptr, k.g, y);
-      Tensor dw2(w.shape(), dt);
-      be->conv2d_backward(x, w, dy, k.g, nullptr, dw2, nullptr);
-      const ConvRef nobias = naive_conv(x, w, nullptr, dy, k.g);
-      CHECK(diff_to(y, nobias.y) < tolerance(dt));
-      CHECK(diff_to(dw2, ref.dw) < tolerance(dt));
+        // Without a bias, and without dx (the first layer's case).
+        be->conv2d_forward(x, w, nullptr, k.g, y);
+        Tensor dw2(w.shape(), dt);
+        be->conv2d_backward(x, w, dy, k.g, nullptr, dw2, nullptr);
+        const ConvRef nobias = naive_conv(x, w, nullptr, dy, k.g);
+        CHECK(diff_to(y, nobias.y) < tolerance(dt));
+        CHECK(diff_to(dw2, ref.dw) < tolerance(dt));
+      }
     }
   }
+  set_cpu_threads(saved_threads);
 }
 
 TEST_CASE("conv2d backward-weight is bitwise reproducible", "[ops]") {
