@@ -16,7 +16,8 @@ void check_step_buffers(const OptimStep& s, const Tensor& params, const Tensor& 
     throw std::invalid_argument(std::string("optimizer_step: parameters must be f32 or f64, got ") +
                                 dtype_name(params.dtype()));
   if (params.device() != Device::CPU || grads.device() != Device::CPU)
-    throw std::invalid_argument("optimizer_step (cpu): parameters and gradients must be on the cpu");
+    throw std::invalid_argument(
+        "optimizer_step (cpu): parameters and gradients must be on the cpu");
   if (grads.numel() != params.numel() || grads.dtype() != params.dtype())
     throw std::invalid_argument("optimizer_step: gradients " + shape_str(grads.shape()) + " " +
                                 dtype_name(grads.dtype()) + " do not match parameters " +
@@ -27,8 +28,7 @@ void check_step_buffers(const OptimStep& s, const Tensor& params, const Tensor& 
                                 " state buffers, got " + std::to_string(state.size()));
   for (std::size_t j = 0; j < state.size(); ++j) {
     const Tensor& t = state[j];
-    if (t.numel() != params.numel() || t.dtype() != params.dtype() ||
-        t.device() != Device::CPU)
+    if (t.numel() != params.numel() || t.dtype() != params.dtype() || t.device() != Device::CPU)
       throw std::invalid_argument("optimizer_step: state buffer " + std::to_string(j) + " (" +
                                   shape_str(t.shape()) + " " + dtype_name(t.dtype()) +
                                   ") does not match the cpu parameters " +
@@ -47,8 +47,8 @@ void check_segments(const std::vector<UpdateSegment>& segments, int64_t numel) {
     if (seg.offset != next || seg.length < 0)
       throw std::invalid_argument("optimizer_step: segment " + std::to_string(i) + " covers [" +
                                   std::to_string(seg.offset) + ", " +
-                                  std::to_string(seg.offset + seg.length) + ") but should start at " +
-                                  std::to_string(next));
+                                  std::to_string(seg.offset + seg.length) +
+                                  ") but should start at " + std::to_string(next));
     next += seg.length;
   }
   if (next != numel)

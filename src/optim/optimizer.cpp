@@ -68,12 +68,18 @@ void check_segments_tile(const std::vector<UpdateSegment>& segments, int64_t num
 
 int optimizer_state_count(const OptimHyper& h) {
   switch (h.rule) {
-    case UpdateRule::SGD: return h.momentum != 0.0 ? 1 : 0;
-    case UpdateRule::Adam: return h.amsgrad ? 3 : 2;
-    case UpdateRule::AdaGrad: return 1;
-    case UpdateRule::RMSProp: return 1 + (h.centered ? 1 : 0) + (h.momentum > 0.0 ? 1 : 0);
-    case UpdateRule::AdaDelta: return 2;
-    case UpdateRule::AdaMax: return 2;
+    case UpdateRule::SGD:
+      return h.momentum != 0.0 ? 1 : 0;
+    case UpdateRule::Adam:
+      return h.amsgrad ? 3 : 2;
+    case UpdateRule::AdaGrad:
+      return 1;
+    case UpdateRule::RMSProp:
+      return 1 + (h.centered ? 1 : 0) + (h.momentum > 0.0 ? 1 : 0);
+    case UpdateRule::AdaDelta:
+      return 2;
+    case UpdateRule::AdaMax:
+      return 2;
   }
   return 0;
 }
@@ -86,15 +92,18 @@ std::vector<std::string> optimizer_state_names(const OptimHyper& h) {
     case UpdateRule::Adam:
       if (h.amsgrad) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
       return {"exp_avg", "exp_avg_sq"};
-    case UpdateRule::AdaGrad: return {"sum"};
+    case UpdateRule::AdaGrad:
+      return {"sum"};
     case UpdateRule::RMSProp: {
       std::vector<std::string> names = {"square_avg"};
       if (h.centered) names.push_back("grad_avg");
       if (h.momentum > 0.0) names.push_back("momentum_buffer");
       return names;
     }
-    case UpdateRule::AdaDelta: return {"square_avg", "acc_delta"};
-    case UpdateRule::AdaMax: return {"exp_avg", "exp_inf"};
+    case UpdateRule::AdaDelta:
+      return {"square_avg", "acc_delta"};
+    case UpdateRule::AdaMax:
+      return {"exp_avg", "exp_inf"};
   }
   return {};
 }
@@ -114,12 +123,18 @@ UpdateRule rule_from_name(const std::string& name) {
 
 const char* rule_name(UpdateRule rule) {
   switch (rule) {
-    case UpdateRule::SGD: return "sgd";
-    case UpdateRule::Adam: return "adam";
-    case UpdateRule::AdaGrad: return "adagrad";
-    case UpdateRule::RMSProp: return "rmsprop";
-    case UpdateRule::AdaDelta: return "adadelta";
-    case UpdateRule::AdaMax: return "adamax";
+    case UpdateRule::SGD:
+      return "sgd";
+    case UpdateRule::Adam:
+      return "adam";
+    case UpdateRule::AdaGrad:
+      return "adagrad";
+    case UpdateRule::RMSProp:
+      return "rmsprop";
+    case UpdateRule::AdaDelta:
+      return "adadelta";
+    case UpdateRule::AdaMax:
+      return "adamax";
   }
   return "?";
 }
@@ -165,12 +180,12 @@ void validate_hyper(const OptimHyper& h) {
 }
 
 std::set<ParamGroup> all_param_groups() {
-  return {ParamGroup::ConvWeight,   ParamGroup::ConvBias, ParamGroup::LinearWeight,
-          ParamGroup::LinearBias,   ParamGroup::BNWeight, ParamGroup::BNBias};
+  return {ParamGroup::ConvWeight, ParamGroup::ConvBias, ParamGroup::LinearWeight,
+          ParamGroup::LinearBias, ParamGroup::BNWeight, ParamGroup::BNBias};
 }
 
-std::vector<UpdateSegment> build_update_segments(const std::vector<ParamView>& views,
-                                                 int64_t numel, RegKind reg, double lambda,
+std::vector<UpdateSegment> build_update_segments(const std::vector<ParamView>& views, int64_t numel,
+                                                 RegKind reg, double lambda,
                                                  const std::set<ParamGroup>& reg_groups) {
   if (!(lambda >= 0.0) || !std::isfinite(lambda))
     throw std::invalid_argument("optimizer: regularization lambda must be finite and >= 0, got " +
@@ -184,8 +199,8 @@ std::vector<UpdateSegment> build_update_segments(const std::vector<ParamView>& v
   for (const ParamView* v : sorted) {
     if (v->offset != next)
       throw std::invalid_argument("optimizer: parameter '" + v->name + "' starts at element " +
-                                  std::to_string(v->offset) + ", expected " +
-                                  std::to_string(next) + " (views must tile the buffer)");
+                                  std::to_string(v->offset) + ", expected " + std::to_string(next) +
+                                  " (views must tile the buffer)");
     const int64_t length = shape_numel(v->shape);
     const bool regularized = reg != RegKind::None && reg_groups.count(v->group) > 0;
     const float l = regularized ? static_cast<float>(lambda) : 0.0f;
@@ -232,8 +247,7 @@ void Optimizer::allocate_state(int64_t numel, DType dtype, Device device) {
 
 void Optimizer::set_steps(int64_t steps) {
   if (steps < 0)
-    throw std::invalid_argument("optimizer: step count must be >= 0, got " +
-                                std::to_string(steps));
+    throw std::invalid_argument("optimizer: step count must be >= 0, got " + std::to_string(steps));
   steps_ = steps;
 }
 

@@ -42,8 +42,8 @@ std::set<ParamGroup> all_param_groups();
 // Segments over a flat buffer of `numel` elements tiled by `views`: lambda where
 // the view's group is in `reg_groups` (and reg is not None), 0 elsewhere;
 // neighbours with equal lambda are merged. Throws if the views leave a gap or overlap.
-std::vector<UpdateSegment> build_update_segments(const std::vector<ParamView>& views,
-                                                 int64_t numel, RegKind reg, double lambda,
+std::vector<UpdateSegment> build_update_segments(const std::vector<ParamView>& views, int64_t numel,
+                                                 RegKind reg, double lambda,
                                                  const std::set<ParamGroup>& reg_groups);
 
 class Optimizer {

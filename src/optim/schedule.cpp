@@ -21,8 +21,10 @@ void require(bool ok, const std::string& what) {
 
 double main_schedule(const Schedule& s, double t) {
   switch (s.kind) {
-    case ScheduleKind::Constant: return s.base_lr;
-    case ScheduleKind::Step: return s.base_lr * std::pow(s.gamma, std::floor(t / s.step_size));
+    case ScheduleKind::Constant:
+      return s.base_lr;
+    case ScheduleKind::Step:
+      return s.base_lr * std::pow(s.gamma, std::floor(t / s.step_size));
     case ScheduleKind::MultiStep: {
       int passed = 0;
       for (double m : s.milestones) passed += t >= m ? 1 : 0;
@@ -30,7 +32,8 @@ double main_schedule(const Schedule& s, double t) {
     }
     case ScheduleKind::Cosine: {
       const double progress = std::min(t, s.total) / s.total;
-      return s.min_lr + (s.base_lr - s.min_lr) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+      return s.min_lr +
+             (s.base_lr - s.min_lr) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
     }
   }
   return s.base_lr;
@@ -76,8 +79,8 @@ void validate_schedule(const Schedule& s) {
   if (s.kind == ScheduleKind::MultiStep) {
     for (std::size_t i = 1; i < s.milestones.size(); ++i)
       require(s.milestones[i] > s.milestones[i - 1],
-              "milestones must increase, got " + std::to_string(s.milestones[i - 1]) +
-                  " then " + std::to_string(s.milestones[i]));
+              "milestones must increase, got " + std::to_string(s.milestones[i - 1]) + " then " +
+                  std::to_string(s.milestones[i]));
   }
   if (s.kind == ScheduleKind::Cosine) {
     require(s.total > 0.0, "cosine total must be > 0, got " + std::to_string(s.total));
@@ -87,7 +90,8 @@ void validate_schedule(const Schedule& s) {
 }
 
 double scheduled_lr(const Schedule& s, double t) {
-  if (!(t >= 0.0)) throw std::invalid_argument("schedule: time must be >= 0, got " + std::to_string(t));
+  if (!(t >= 0.0))
+    throw std::invalid_argument("schedule: time must be >= 0, got " + std::to_string(t));
   return main_schedule(s, t) * warmup_factor(s, t);
 }
 

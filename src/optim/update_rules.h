@@ -22,10 +22,18 @@
 namespace st {
 
 // Overloads that resolve the same way in host code and in CUDA device code.
-ST_HD inline float rule_sqrt(float x) { return ::sqrtf(x); }
-ST_HD inline double rule_sqrt(double x) { return ::sqrt(x); }
-ST_HD inline float rule_abs(float x) { return ::fabsf(x); }
-ST_HD inline double rule_abs(double x) { return ::fabs(x); }
+ST_HD inline float rule_sqrt(float x) {
+  return ::sqrtf(x);
+}
+ST_HD inline double rule_sqrt(double x) {
+  return ::sqrt(x);
+}
+ST_HD inline float rule_abs(float x) {
+  return ::fabsf(x);
+}
+ST_HD inline double rule_abs(double x) {
+  return ::fabs(x);
+}
 
 // Scalars of one step, computed on the host in double precision.
 struct RuleScalars {
@@ -39,7 +47,7 @@ struct RuleScalars {
   double beta1 = 0.9, beta2 = 0.999;
   bool amsgrad = false;
   double eps = 1e-8;
-  double step_size = 0.0;         // Adam, AdaMax: lr / (1 - beta1^step); AdaGrad: decayed lr
+  double step_size = 0.0;              // Adam, AdaMax: lr / (1 - beta1^step); AdaGrad: decayed lr
   double bias_correction2_sqrt = 1.0;  // Adam: sqrt(1 - beta2^step)
   double alpha = 0.99;
   bool centered = false;
@@ -70,9 +78,14 @@ inline RuleScalars make_rule_scalars(const OptimStep& s) {
       k.step_size = s.lr / (1.0 - std::pow(h.beta1, step));
       k.bias_correction2_sqrt = std::sqrt(1.0 - std::pow(h.beta2, step));
       break;
-    case UpdateRule::AdaMax: k.step_size = s.lr / (1.0 - std::pow(h.beta1, step)); break;
-    case UpdateRule::AdaGrad: k.step_size = s.lr / (1.0 + (step - 1.0) * h.lr_decay); break;
-    default: break;
+    case UpdateRule::AdaMax:
+      k.step_size = s.lr / (1.0 - std::pow(h.beta1, step));
+      break;
+    case UpdateRule::AdaGrad:
+      k.step_size = s.lr / (1.0 + (step - 1.0) * h.lr_decay);
+      break;
+    default:
+      break;
   }
   return k;
 }
@@ -171,12 +184,24 @@ ST_HD inline void apply_update(const RuleScalars& k, T l2_lambda, T decay_factor
   if (k.reg == RegKind::Decoupled) p *= decay_factor;
   const T g = regularized_grad(k, l2_lambda, p, grad);
   switch (k.rule) {
-    case UpdateRule::SGD: sgd_update(k, p, g, s0); break;
-    case UpdateRule::Adam: adam_update(k, p, g, s0, s1, s2); break;
-    case UpdateRule::AdaGrad: adagrad_update(k, p, g, s0); break;
-    case UpdateRule::RMSProp: rmsprop_update(k, p, g, s0, s1, k.centered ? s2 : s1); break;
-    case UpdateRule::AdaDelta: adadelta_update(k, p, g, s0, s1); break;
-    case UpdateRule::AdaMax: adamax_update(k, p, g, s0, s1); break;
+    case UpdateRule::SGD:
+      sgd_update(k, p, g, s0);
+      break;
+    case UpdateRule::Adam:
+      adam_update(k, p, g, s0, s1, s2);
+      break;
+    case UpdateRule::AdaGrad:
+      adagrad_update(k, p, g, s0);
+      break;
+    case UpdateRule::RMSProp:
+      rmsprop_update(k, p, g, s0, s1, k.centered ? s2 : s1);
+      break;
+    case UpdateRule::AdaDelta:
+      adadelta_update(k, p, g, s0, s1);
+      break;
+    case UpdateRule::AdaMax:
+      adamax_update(k, p, g, s0, s1);
+      break;
   }
 }
 
