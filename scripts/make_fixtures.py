@@ -75,7 +75,7 @@ def write_safetensors(path, tensors, metadata=None):
         if isinstance(value, tuple):
             dtype, shape, blob = value
         else:
-            arr = np.ascontiguousarray(value)
+            arr = np.array(value, order="C", copy=True)  # keeps 0-d shapes (ascontiguousarray does not)
             dtype = _DTYPES[arr.dtype]
             shape = list(arr.shape)
             blob = arr.astype(arr.dtype.newbyteorder("<")).tobytes()

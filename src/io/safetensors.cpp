@@ -73,8 +73,8 @@ json parse_header_json(const char* begin, const char* end, const std::string& or
     throw SafetensorsError(origin + ": header is not valid JSON: " + e.what());
   }
   if (!duplicate.empty())
-    throw SafetensorsError(origin + ": tensor '" + duplicate +
-                           "': key appears twice in one header object");
+    throw SafetensorsError(origin + ": key '" + duplicate +
+                           "' appears twice in one header object (tensor names must be unique)");
   if (!header.is_object()) throw SafetensorsError(origin + ": header is not a JSON object");
   return header;
 }
