@@ -96,6 +96,7 @@ std::vector<double> replay(const OptimizerFixture& fx, const json& c, DType dtyp
   const std::vector<UpdateSegment> segments =
       build_update_segments(fx.views(), fx.numel(), reg, c.at("reg_lambda").get<double>(), groups);
   Optimizer opt(h, reg, segments, fx.numel(), dtype);
+  REQUIRE(opt.lambda() == Approx(reg == RegKind::None ? 0.0 : c.at("reg_lambda").get<double>()));
   Tensor params = flat_tensor(fx.flat("init."), dtype);
   for (int k = 0; k < fx.steps; ++k) {
     Tensor grads = flat_tensor(fx.flat("grad." + std::to_string(k) + "."), dtype);

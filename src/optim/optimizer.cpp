@@ -245,6 +245,12 @@ void Optimizer::allocate_state(int64_t numel, DType dtype, Device device) {
   }
 }
 
+double Optimizer::lambda() const {
+  float most = 0.0f;
+  for (const UpdateSegment& seg : segments_) most = std::max(most, seg.lambda);
+  return most;
+}
+
 void Optimizer::set_steps(int64_t steps) {
   if (steps < 0)
     throw std::invalid_argument("optimizer: step count must be >= 0, got " + std::to_string(steps));

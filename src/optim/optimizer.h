@@ -51,6 +51,8 @@ class Optimizer {
   // Regularizes the parameters of `reg_groups` (PyTorch's default: all groups).
   Optimizer(const OptimHyper& hyper, RegKind reg, double lambda, std::set<ParamGroup> reg_groups,
             const Model& model);
+  Optimizer(const OptimHyper& hyper, RegKind reg, double lambda, const Model& model)
+      : Optimizer(hyper, reg, lambda, all_param_groups(), model) {}
   // A flat buffer of `numel` elements described by explicit segments (which
   // carry the per-segment lambda and must tile [0, numel)).
   Optimizer(const OptimHyper& hyper, RegKind reg, std::vector<UpdateSegment> segments,
@@ -69,6 +71,8 @@ class Optimizer {
 
   const OptimHyper& hyper() const { return hyper_; }
   RegKind reg() const { return reg_; }
+  // The largest lambda of any segment (0 when nothing is regularized).
+  double lambda() const;
   const std::vector<UpdateSegment>& segments() const { return segments_; }
   std::vector<Tensor>& state() { return state_; }
   const std::vector<Tensor>& state() const { return state_; }
