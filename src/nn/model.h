@@ -47,7 +47,8 @@ struct ConvBNReLU {
 
 class Model {
  public:
-  // Resolves names and inputs, infers every shape, and allocates the buffers.
+  // Resolves names and inputs, infers every shape, allocates the buffers and
+  // initializes the parameters with init_parameters(0).
   // Throws std::invalid_argument naming the layer and the shapes on any mismatch.
   Model(std::vector<LayerSpec> specs, InputShape input, int64_t classes, Backend& backend,
         DType dtype = DType::F32);
