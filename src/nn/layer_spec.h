@@ -14,18 +14,8 @@
 
 namespace st {
 
-enum class LayerKind {
-  Conv,
-  BatchNorm,
-  ReLU,
-  MaxPool,
-  AvgPool,
-  GlobalAvgPool,
-  Linear,
-  Flatten,
-  Dropout,
-  Add
-};
+enum class LayerKind { Conv, BatchNorm, ReLU, MaxPool, AvgPool, GlobalAvgPool, Linear, Flatten,
+                       Dropout, Add };
 
 const char* layer_kind_name(LayerKind k);
 // Throws std::invalid_argument for an unknown name.
@@ -36,13 +26,13 @@ constexpr int64_t kOutClasses = -1;
 
 struct LayerSpec {
   LayerKind kind = LayerKind::ReLU;
-  std::string name;                     // unique; filled in by the model when empty
-  std::vector<std::string> inputs;      // empty: the previous layer
-  int64_t out = 0;                      // conv: output channels; linear: output features
+  std::string name;                 // unique; filled in by the model when empty
+  std::vector<std::string> inputs;  // empty: the previous layer
+  int64_t out = 0;                  // conv: output channels; linear: output features
   int kernel = 3, stride = 1, pad = 0;  // conv and pools (pool stride 0 = kernel)
-  bool bias = false;                    // conv and linear
-  double p = 0.5;                       // dropout probability
-  double eps = 1e-5, momentum = 0.1;    // batchnorm
+  bool bias = false;                // conv and linear
+  double p = 0.5;                   // dropout probability
+  double eps = 1e-5, momentum = 0.1;  // batchnorm
 };
 
 // Presets. `in_channels` and `classes` come from the data; `width` multiplies

@@ -24,7 +24,7 @@ const char* param_group_name(ParamGroup g);
 struct ParamView {
   std::string name;  // state_dict key, e.g. "conv1.weight"
   ParamGroup group;
-  int layer = 0;       // index into specs()
+  int layer = 0;     // index into specs()
   int64_t offset = 0;  // in elements, into params()/grads()
   Shape shape;
 };
