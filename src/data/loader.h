@@ -77,6 +77,7 @@ Batch make_batch(const Dataset& data, const LoaderOptions& opts, int64_t epoch, 
 class BatchLoader {
  public:
   BatchLoader(const Dataset& data, LoaderOptions opts);
+  BatchLoader(Dataset&& data, LoaderOptions opts) = delete;  // would dangle
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -51,6 +52,12 @@ float gaussian(uint64_t key, uint64_t counter) {
   return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853f * u2);
 }
 
+std::string short_float(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
+  return buf;
+}
+
 void check_options(const SyntheticOptions& o) {
   if (o.size < 0 || o.channels <= 0 || o.height <= 0 || o.width <= 0 || o.classes <= 0 ||
       o.grid <= 0 || o.noise < 0 || o.max_shift < 0) {
@@ -58,7 +65,7 @@ void check_options(const SyntheticOptions& o) {
         "synthetic dataset: size " + std::to_string(o.size) + ", shape " +
         std::to_string(o.channels) + "x" + std::to_string(o.height) + "x" +
         std::to_string(o.width) + ", classes " + std::to_string(o.classes) + ", grid " +
-        std::to_string(o.grid) + ", noise " + std::to_string(o.noise) + ", max_shift " +
+        std::to_string(o.grid) + ", noise " + short_float(o.noise) + ", max_shift " +
         std::to_string(o.max_shift) + ": counts must be positive, noise and shift >= 0");
   }
 }
@@ -74,7 +81,7 @@ Dataset make_synthetic(const SyntheticOptions& o) {
   d.width = o.width;
   d.classes = o.classes;
   d.description = "synthetic (" + std::to_string(o.classes) + " classes, noise " +
-                  std::to_string(o.noise) + ", template seed " + std::to_string(o.template_seed) +
+                  short_float(o.noise) + ", template seed " + std::to_string(o.template_seed) +
                   ", sample seed " + std::to_string(o.sample_seed) + ")";
   const int64_t plane = int64_t{o.height} * o.width;
   const int64_t numel = o.channels * plane;

