@@ -9,6 +9,7 @@
 
 #include "config/config_error.h"
 #include "optim/optim_types.h"
+#include "optim/schedule.h"
 
 namespace st {
 
@@ -117,7 +118,6 @@ struct RegularizationConfig {
 
 // ---- schedule ---------------------------------------------------------------------------------
 
-enum class ScheduleKind { Constant, Step, MultiStep, Cosine };
 
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::Constant;
