@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libcli11-dev nlohmann-json3-dev catch2 libstb-dev
-  libopenblas-pthread-dev zlib1g-dev
+  libopenblas-pthread-dev zlib1g-dev libonnx-dev libprotobuf-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-matplotlib python3-onnx
   python3-venv python3-pip
