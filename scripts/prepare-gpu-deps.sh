@@ -19,4 +19,4 @@ rm -rf gpu-deps
 mkdir -p gpu-deps
 cd gpu-deps
 apt-get download "${packages[@]}"
-echo "prepare-gpu-deps: $(ls ./*.deb | wc -l) packages in gpu-deps/ ($(du -sh . | cut -f1))"
+echo "prepare-gpu-deps: $(find . -name "*.deb" | wc -l) packages in gpu-deps/ ($(du -sh . | cut -f1))"
