@@ -44,8 +44,8 @@ struct ConvForward {
   float* y;
   int M, N, K;  // M = O, N = n*oh*ow, K = c*kh*kw
 
-  __device__ float a(int m, int k) const { return w[static_cast<int64_t>(m) * K + k]; }
-  __device__ float b(int k, int col) const {
+  __host__ __device__ float a(int m, int k) const { return w[static_cast<int64_t>(m) * K + k]; }
+  __host__ __device__ float b(int k, int col) const {
     const int khw = s.kh * s.kw, ohw = s.oh * s.ow;
     const int c = k / khw, rs = k - c * khw, r = rs / s.kw, q = rs - r * s.kw;
     const int n = col / ohw, pix = col - n * ohw, oh = pix / s.ow, ow = pix - oh * s.ow;
@@ -53,7 +53,7 @@ struct ConvForward {
     if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) return 0.0f;
     return x[((static_cast<int64_t>(n) * s.c + c) * s.h + ih) * s.w + iw];
   }
-  __device__ void store(int m, int col, float v) const {
+  __host__ __device__ void store(int m, int col, float v) const {
     const int ohw = s.oh * s.ow, n = col / ohw, pix = col - n * ohw;
     y[(static_cast<int64_t>(n) * s.o + m) * ohw + pix] = bias ? v + bias[m] : v;
   }
@@ -68,11 +68,11 @@ struct ConvBackwardData {
   float* dx;
   int M, N, K;  // M = c, N = n*h*w, K = o*kh*kw
 
-  __device__ float a(int m, int k) const {
+  __host__ __device__ float a(int m, int k) const {
     const int khw = s.kh * s.kw, o = k / khw, rs = k - o * khw;
     return w[(static_cast<int64_t>(o) * s.c + m) * khw + rs];
   }
-  __device__ float b(int k, int col) const {
+  __host__ __device__ float b(int k, int col) const {
     const int khw = s.kh * s.kw, hw = s.h * s.w;
     const int o = k / khw, rs = k - o * khw, r = rs / s.kw, q = rs - r * s.kw;
     const int n = col / hw, pix = col - n * hw, ih = pix / s.w, iw = pix - ih * s.w;
@@ -83,7 +83,7 @@ struct ConvBackwardData {
     if (oh >= s.oh || ow >= s.ow) return 0.0f;
     return dy[((static_cast<int64_t>(n) * s.o + o) * s.oh + oh) * s.ow + ow];
   }
-  __device__ void store(int m, int col, float v) const {
+  __host__ __device__ void store(int m, int col, float v) const {
     const int hw = s.h * s.w, n = col / hw, pix = col - n * hw;
     dx[(static_cast<int64_t>(n) * s.c + m) * hw + pix] = v;
   }
@@ -98,11 +98,11 @@ struct ConvBackwardWeight {
   float* dw;
   int M, N, K;  // M = o, N = c*kh*kw, K = n*oh*ow
 
-  __device__ float a(int m, int k) const {
+  __host__ __device__ float a(int m, int k) const {
     const int ohw = s.oh * s.ow, n = k / ohw, pix = k - n * ohw;
     return dy[(static_cast<int64_t>(n) * s.o + m) * ohw + pix];
   }
-  __device__ float b(int k, int col) const {
+  __host__ __device__ float b(int k, int col) const {
     const int khw = s.kh * s.kw, ohw = s.oh * s.ow;
     const int n = k / ohw, pix = k - n * ohw, oh = pix / s.ow, ow = pix - oh * s.ow;
     const int c = col / khw, rs = col - c * khw, r = rs / s.kw, q = rs - r * s.kw;
@@ -110,7 +110,7 @@ struct ConvBackwardWeight {
     if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) return 0.0f;
     return x[((static_cast<int64_t>(n) * s.c + c) * s.h + ih) * s.w + iw];
   }
-  __device__ void store(int m, int col, float v) const {
+  __host__ __device__ void store(int m, int col, float v) const {
     dw[static_cast<int64_t>(m) * N + col] = v;
   }
 };
