@@ -3,6 +3,10 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -21,18 +25,27 @@ CudaOptions cuda_options_from_env() {
   return o;
 }
 
-PinnedHostBuffer::PinnedHostBuffer(Shape shape, DType dtype) : tensor_(std::move(shape), dtype) {
-  if (tensor_.bytes() == 0) return;
-  cuda::check(cudaHostRegister(tensor_.raw(), tensor_.bytes(), cudaHostRegisterDefault),
+// Pins whole pages inside a slightly larger allocation: CUDA refuses to register
+// a page twice, and small neighbouring allocations would otherwise share pages.
+PinnedHostBuffer::PinnedHostBuffer(Shape shape, DType dtype) {
+  const int64_t elem = static_cast<int64_t>(dtype_size(dtype));
+  const int64_t bytes = shape_numel(shape) * elem;
+  const int64_t page = std::max<int64_t>(sysconf(_SC_PAGESIZE), elem);
+  const int64_t span = std::max<int64_t>((bytes + page - 1) / page * page, page);
+  const Tensor block({(span + page) / elem}, dtype);
+  const auto base = reinterpret_cast<std::uintptr_t>(block.raw());
+  const std::uintptr_t aligned = (base + page - 1) / page * page;
+  tensor_ = block.view(static_cast<int64_t>(aligned - base) / elem, std::move(shape));
+  pinned_ = reinterpret_cast<void*>(aligned);
+  cuda::check(cudaHostRegister(pinned_, static_cast<std::size_t>(span), cudaHostRegisterDefault),
               "PinnedHostBuffer", "cudaHostRegister");
-  registered_ = true;
 }
 
 PinnedHostBuffer::~PinnedHostBuffer() {
   // Pending copies from this memory must finish before it is unpinned.
-  if (registered_) {
+  if (pinned_) {
     cudaDeviceSynchronize();
-    cudaHostUnregister(tensor_.raw());
+    cudaHostUnregister(pinned_);
   }
 }
 

@@ -44,7 +44,7 @@ class PinnedHostBuffer {
 
  private:
   Tensor tensor_;
-  bool registered_ = false;
+  void* pinned_ = nullptr;  // start of the registered pages
 };
 
 struct CudaState;  // streams, handles and scratch memory (cuda_backend.cu)
