@@ -19,6 +19,8 @@
 #   BUILD_DIR         build directory (default: build-gpu)
 #   DEPS_PREFIX       where the packages are unpacked (default: $BUILD_DIR/deps)
 #   SPARSETRAIN_BENCH_ARGS  extra arguments for `sparsetrain bench`
+#   GPU_CHECK_SANITIZE=1    also run the CUDA tests under compute-sanitizer
+#                           (memcheck: out-of-bounds reads too; slower)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -128,10 +130,18 @@ tail -n 2 "$log_dir/gpu-check-build.log"
 step "CUDA tests"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 tests_ok=1
-"$build_dir/sparsetrain_tests" "[cuda]" 2>&1 | tee "$log_dir/gpu-check-tests.log" || tests_ok=0
+# Synchronizing after every kernel makes a fault name the op that caused it.
+SPARSETRAIN_CUDA_SYNC=1 "$build_dir/sparsetrain_tests" "[cuda]" 2>&1 |
+  tee "$log_dir/gpu-check-tests.log" || tests_ok=0
 if grep -q "no CUDA device: skipped" "$log_dir/gpu-check-tests.log"; then
   echo "gpu-check: the tests found no CUDA device" >&2
   tests_ok=0
+fi
+
+if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+  step "CUDA tests under compute-sanitizer (memcheck)"
+  compute-sanitizer --tool memcheck --error-exitcode 99 "$build_dir/sparsetrain_tests" "[cuda]" \
+    2>&1 | tee "$log_dir/gpu-check-sanitizer.log" | tail -n 20 || tests_ok=0
 fi
 
 # --- 4. benchmarks ----------------------------------------------------------
