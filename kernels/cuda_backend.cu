@@ -115,7 +115,11 @@ CudaBackend::CudaBackend(const CudaOptions& options)
 CudaBackend::~CudaBackend() = default;
 
 std::string CudaBackend::name() const {
-  return "cuda (" + state_->device_name + (state_->options.tf32 ? ", tf32)" : ", fp32)");
+  return "cuda";
+}
+
+std::string CudaBackend::description() const {
+  return state_->device_name + (state_->options.tf32 ? ", TF32 tensor cores" : ", exact FP32");
 }
 
 bool CudaBackend::tf32() const {

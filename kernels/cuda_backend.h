@@ -57,7 +57,8 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   Device device() const override { return Device::CUDA; }
-  std::string name() const override;
+  std::string name() const override;  // "cuda"
+  std::string description() const;    // the GPU's name and the GEMM precision
   bool tf32() const;
   // Waits for the device and reports any error left by an earlier kernel.
   void synchronize() override;
