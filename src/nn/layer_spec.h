@@ -41,7 +41,9 @@ struct LayerSpec {
 //            positions are not published): 7 x conv3x3-BN-ReLU with widths
 //            64-128-128-256-256-512-512, 2x2 max-pool after C2, C4 and C6,
 //            global average pool, linear.
-//  vgg11, vgg16: VGG with BN, CIFAR variant (global average pool + linear).
+//  vgg11, vgg16: VGG with BN, CIFAR variant (global average pool + linear),
+//            torchvision's "features.<i>" numbering, "classifier". Convs have no
+//            bias (torchvision keeps one before BN, where it is redundant).
 //  resnet18: CIFAR ResNet-18 (3x3 stem, basic blocks, 1x1 conv+BN shortcuts).
 std::vector<LayerSpec> make_preset(const std::string& preset, double width);
 std::vector<std::string> preset_names();

@@ -47,7 +47,8 @@ struct ConvBNReLU {
 
 class Model {
  public:
-  // Resolves names and inputs, infers every shape, and allocates the buffers.
+  // Resolves names and inputs, infers every shape, allocates the buffers and
+  // initializes the parameters with init_parameters(0).
   // Throws std::invalid_argument naming the layer and the shapes on any mismatch.
   Model(std::vector<LayerSpec> specs, InputShape input, int64_t classes, Backend& backend,
         DType dtype = DType::F32);
@@ -92,13 +93,55 @@ class Model {
   const std::vector<ConvBNReLU>& conv_bn_relu_blocks() const { return blocks_; }
 
   void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
+  // Train-mode forwards run so far; part of the dropout seed, so a resumed run
+  // restores it to draw the same masks.
+  uint64_t dropout_calls() const { return dropout_calls_; }
+  void set_dropout_calls(uint64_t calls) { dropout_calls_ = calls; }
+
+  // Graph queries: layer index by name (throws if unknown), the layers a layer
+  // reads (-1 = model input), and the layers that read a layer's output.
+  int layer_index(const std::string& name) const;
+  const std::vector<int>& layer_inputs(int layer) const { return input_index_[layer]; }
+  const std::vector<int>& layer_consumers(int layer) const { return consumer_list_[layer]; }
+
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
  private:
-  struct Slot;
-  void resolve_graph();
+  // Per-layer tensors: views into the flat buffers and batch-sized work buffers.
+  struct Slot {
+    Tensor weight, bias, dweight, dbias;             // conv, linear; bn: gamma, beta
+    Tensor running_mean, running_var, batches;       // bn (batches: num_batches_tracked as [1])
+    Tensor save_mean, save_invstd;                   // bn, saved for the backward
+    Tensor act_buf, argmax_buf, mask_buf, grad_buf;  // storage for up to the capacity
+    Tensor act, argmax, mask, grad;                  // views for the current batch
+  };
+  // Backward bookkeeping of the gradient of one layer's output: nothing yet, an
+  // alias of a tensor another layer passed through (add, flatten), or summed
+  // into the layer's own grad_buf.
+  enum class GradState { None, Pending, Owned };
+
+  void resolve_names();
+  void resolve_inputs();
   void infer_shapes();
-  void allocate();
-  void ensure_batch(int64_t n);
+  Shape infer_shape(int i) const;
+  void check_outputs_used() const;
+  void build_views();
+  void find_blocks();
+  void plan_gradients();
+  void allocate_parameters();
+  void ensure_forward_capacity(int64_t n);
+  void ensure_backward_capacity(int64_t n);
+  void set_batch_views(int64_t n);
+  std::string label(int i) const;
+
+  const Tensor& input_act(int i, int k) const;
+  void forward_layer(int i, bool train);
+  void backward_layer(int i);
+  Tensor grad_of(int i) const;
+  Tensor begin_grad_write(int j, int64_t n);
+  void end_grad_write(int j);
+  void pass_grad(int j, const Tensor& g);
 
   std::vector<LayerSpec> specs_;
   InputShape input_;
@@ -108,18 +151,27 @@ class Model {
 
   std::vector<std::vector<int>> input_index_;  // per layer; -1 = model input
   std::vector<Shape> out_shapes_;
-  std::vector<int> consumers_;  // how many layers read each output
+  std::vector<int> consumers_;  // how many inputs read each output
+  std::vector<std::vector<int>> consumer_list_;
+  std::vector<bool> needs_grad_;  // the output's gradient reaches some parameter
+  std::vector<bool> owns_grad_;   // the output's gradient may need its own buffer
+  int64_t scratch_numel_ = 0;     // per image: largest gradient summed from several writers
 
   Tensor params_, grads_, buffers_;
   std::vector<ParamView> param_views_;
   std::vector<BufferView> buffer_views_;
-  std::map<std::string, int> param_index_, buffer_index_;
+  std::map<std::string, int> param_index_, buffer_index_, layer_index_;
   std::vector<ConvBNReLU> blocks_;
+  std::vector<Slot> slots_;
+  Tensor one_;  // [1] holding 1, added to num_batches_tracked
 
-  // Per-layer activations, gradients and saved state for the backward.
-  int64_t batch_ = 0;
-  Tensor input_copy_;
-  std::vector<Tensor> acts_, dacts_, saved_a_, saved_b_;
+  int64_t batch_ = 0, forward_cap_ = 0, backward_cap_ = 0;
+  bool last_forward_train_ = false;
+  bool views_stale_ = true;  // buffers were reallocated since the views were made
+  Tensor input_buf_, input_copy_, scratch_buf_;
+  std::vector<Tensor> acts_;
+  std::vector<GradState> grad_state_;
+  std::vector<Tensor> pending_;
   uint64_t dropout_seed_ = 0;
   uint64_t dropout_calls_ = 0;
 };

@@ -1,0 +1,139 @@
+// Max, average and global average pooling. Every (image, channel) plane is
+// independent, so planes are split across threads.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_runtime.h"
+
+namespace st::cpu {
+namespace {
+
+// The window of output (oh, ow) clipped to the input plane.
+struct Window {
+  int64_t h0, h1, w0, w1;
+};
+Window clipped_window(const WindowDims& d, int64_t oh, int64_t ow) {
+  const int64_t h0 = oh * d.g.stride_h - d.g.pad_h, w0 = ow * d.g.stride_w - d.g.pad_w;
+  return {std::max<int64_t>(h0, 0), std::min<int64_t>(h0 + d.g.kh, d.h), std::max<int64_t>(w0, 0),
+          std::min<int64_t>(w0 + d.g.kw, d.w)};
+}
+
+}  // namespace
+
+// Padding acts as -inf; the first maximum in row-major window order wins and a
+// NaN propagates, as in PyTorch.
+template <typename T>
+void maxpool2d_forward(const T* x, const WindowDims& d, T* y, int32_t* argmax) {
+  const int64_t planes = d.n * d.c, in_plane = d.h * d.w, out_plane = d.oh * d.ow;
+#pragma omp parallel for schedule(static) \
+    num_threads(threads_for(planes, out_plane* d.g.kh* d.g.kw))
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const T* xp = x + pl * in_plane;
+    for (int64_t oh = 0; oh < d.oh; ++oh) {
+      for (int64_t ow = 0; ow < d.ow; ++ow) {
+        const Window win = clipped_window(d, oh, ow);
+        int64_t best = win.h0 * d.w + win.w0;
+        T best_val = -std::numeric_limits<T>::infinity();
+        for (int64_t h = win.h0; h < win.h1; ++h) {
+          for (int64_t w = win.w0; w < win.w1; ++w) {
+            const T v = xp[h * d.w + w];
+            if (v > best_val || std::isnan(v)) {
+              best_val = v;
+              best = h * d.w + w;
+            }
+          }
+        }
+        y[pl * out_plane + oh * d.ow + ow] = best_val;
+        argmax[pl * out_plane + oh * d.ow + ow] = static_cast<int32_t>(best);
+      }
+    }
+  }
+}
+
+template <typename T>
+void maxpool2d_backward(const T* dy, const int32_t* argmax, int64_t planes, int64_t out_plane,
+                        int64_t in_plane, T* dx) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(planes, out_plane + in_plane))
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    T* dxp = dx + pl * in_plane;
+    std::fill(dxp, dxp + in_plane, T(0));
+    for (int64_t i = 0; i < out_plane; ++i)
+      dxp[argmax[pl * out_plane + i]] += dy[pl * out_plane + i];
+  }
+}
+
+// The divisor is always kh*kw: with padding of at most half the window (checked)
+// and floor-mode output sizes, every window lies inside the padded plane.
+template <typename T>
+void avgpool2d_forward(const T* x, const WindowDims& d, T* y) {
+  const int64_t planes = d.n * d.c, in_plane = d.h * d.w, out_plane = d.oh * d.ow;
+  const double inv_area = 1.0 / (d.g.kh * d.g.kw);
+#pragma omp parallel for schedule(static) \
+    num_threads(threads_for(planes, out_plane* d.g.kh* d.g.kw))
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const T* xp = x + pl * in_plane;
+    for (int64_t oh = 0; oh < d.oh; ++oh) {
+      for (int64_t ow = 0; ow < d.ow; ++ow) {
+        const Window win = clipped_window(d, oh, ow);
+        double sum = 0;
+        for (int64_t h = win.h0; h < win.h1; ++h)
+          for (int64_t w = win.w0; w < win.w1; ++w) sum += xp[h * d.w + w];
+        y[pl * out_plane + oh * d.ow + ow] = static_cast<T>(sum * inv_area);
+      }
+    }
+  }
+}
+
+template <typename T>
+void avgpool2d_backward(const T* dy, const WindowDims& d, T* dx) {
+  const int64_t planes = d.n * d.c, in_plane = d.h * d.w, out_plane = d.oh * d.ow;
+  const double inv_area = 1.0 / (d.g.kh * d.g.kw);
+#pragma omp parallel for schedule(static) \
+    num_threads(threads_for(planes, out_plane* d.g.kh* d.g.kw))
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    T* dxp = dx + pl * in_plane;
+    std::fill(dxp, dxp + in_plane, T(0));
+    for (int64_t oh = 0; oh < d.oh; ++oh) {
+      for (int64_t ow = 0; ow < d.ow; ++ow) {
+        const Window win = clipped_window(d, oh, ow);
+        const T g = static_cast<T>(dy[pl * out_plane + oh * d.ow + ow] * inv_area);
+        for (int64_t h = win.h0; h < win.h1; ++h)
+          for (int64_t w = win.w0; w < win.w1; ++w) dxp[h * d.w + w] += g;
+      }
+    }
+  }
+}
+
+template <typename T>
+void global_avgpool_forward(const T* x, int64_t planes, int64_t plane, T* y) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(planes, plane))
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    double sum = 0;
+    for (int64_t i = 0; i < plane; ++i) sum += x[pl * plane + i];
+    y[pl] = static_cast<T>(sum / plane);
+  }
+}
+
+template <typename T>
+void global_avgpool_backward(const T* dy, int64_t planes, int64_t plane, T* dx) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(planes, plane))
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const T g = static_cast<T>(dy[pl] / static_cast<double>(plane));
+    std::fill(dx + pl * plane, dx + (pl + 1) * plane, g);
+  }
+}
+
+#define ST_INSTANTIATE_POOL(T)                                                                  \
+  template void maxpool2d_forward<T>(const T*, const WindowDims&, T*, int32_t*);                \
+  template void maxpool2d_backward<T>(const T*, const int32_t*, int64_t, int64_t, int64_t, T*); \
+  template void avgpool2d_forward<T>(const T*, const WindowDims&, T*);                          \
+  template void avgpool2d_backward<T>(const T*, const WindowDims&, T*);                         \
+  template void global_avgpool_forward<T>(const T*, int64_t, int64_t, T*);                      \
+  template void global_avgpool_backward<T>(const T*, int64_t, int64_t, T*);
+ST_INSTANTIATE_POOL(float)
+ST_INSTANTIATE_POOL(double)
+#undef ST_INSTANTIATE_POOL
+
+}  // namespace st::cpu

@@ -1,0 +1,73 @@
+// An image classification dataset held in memory: uint8 pixels, one NCHW image after
+// another, and int32 labels in [0, classes). Readers for the file formats live next to it
+// (idx.h, cifar.h, image_folder.h, synthetic.h); batching in loader.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace st::data {
+
+// Which half of a dataset that ships as two (train/test) to read or generate.
+enum class DataSplit { Train, Test };
+const char* split_name(DataSplit s);
+
+struct Dataset {
+  int channels = 0;
+  int height = 0;
+  int width = 0;
+  int classes = 0;
+  std::vector<uint8_t> pixels;  // size() * image_numel() values, image i at i * image_numel()
+  std::vector<int32_t> labels;  // size() values in [0, classes)
+  std::vector<std::string> class_names;  // empty, or `classes` names
+  std::string description;               // where the data came from, for logs
+
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+  int64_t image_numel() const { return int64_t{channels} * height * width; }
+  const uint8_t* image(int64_t i) const { return pixels.data() + i * image_numel(); }
+
+  // Throws std::invalid_argument naming `description` when the fields disagree
+  // (pixel count, label range, class name count, non-positive dimensions).
+  void validate() const;
+};
+
+// The samples at `indices`, in that order (duplicates allowed). Metadata is kept.
+Dataset select(const Dataset& d, const std::vector<int64_t>& indices);
+
+// The first n samples (all of them when n >= size()).
+Dataset take_first(const Dataset& d, int64_t n);
+
+// n samples chosen by a seeded draw without replacement, kept in their original order.
+// With `stratified`, each class contributes in proportion to its share of the set
+// (largest remainders decide the leftover places, ties to the smaller class id).
+Dataset random_subset(const Dataset& d, int64_t n, uint64_t seed, bool stratified = false);
+
+// The sample indices random_subset draws; exposed so that callers can subset parallel data.
+std::vector<int64_t> random_subset_indices(const Dataset& d, int64_t n, uint64_t seed,
+                                           bool stratified);
+
+struct TrainValidation {
+  Dataset train;
+  Dataset validation;
+};
+
+// Moves `validation_size` samples, drawn as random_subset draws them, into a validation set;
+// the rest stays the training set. Both keep the original sample order.
+TrainValidation split_validation(const Dataset& d, int64_t validation_size, uint64_t seed,
+                                 bool stratified = false);
+
+// Per-channel mean and standard deviation (population) of pixel / 255, in double precision.
+struct ChannelStats {
+  std::vector<float> mean;
+  std::vector<float> std;
+};
+ChannelStats compute_channel_stats(const Dataset& d);
+
+// Counts of each label, `classes` entries.
+std::vector<int64_t> class_counts(const Dataset& d);
+
+// A seeded uniform permutation of [0, n): the same (seed, stream) gives the same order.
+std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed, uint64_t stream = 0);
+
+}  // namespace st::data
