@@ -175,7 +175,7 @@ TEST_CASE("config: regularization groups and lambdas", "[config]") {
   CHECK(c.regularization.groups ==
         std::vector<ParamGroup>{ParamGroup::ConvWeight, ParamGroup::LinearWeight});
   CHECK(c.regularization.lambda_for(ParamGroup::ConvWeight) == 5e-4);
-  CHECK(c.regularization.lambda_for(ParamGroup::BnWeight) == 0.0);
+  CHECK(c.regularization.lambda_for(ParamGroup::BNWeight) == 0.0);
   CHECK(c.regularization.decay_lr(0.01, 0.1) == 0.1);
   CHECK_THAT(
       parse_error(with(minimal(), "regularization.groups=[\"conv_weight\",\"conv_weight\"]")),
@@ -465,7 +465,7 @@ TEST_CASE("config: to_json round trip gives an equal config", "[config]") {
   CHECK(c.data.augmentation.normalize.std == std::vector<double>{0.25});
   CHECK(c.schedule.milestones == std::vector<int>{3, 8});
   CHECK(c.regularization.groups ==
-        std::vector<ParamGroup>{ParamGroup::ConvWeight, ParamGroup::BnBias});
+        std::vector<ParamGroup>{ParamGroup::ConvWeight, ParamGroup::BNBias});
 }
 
 TEST_CASE("config: the fingerprint covers what changes training", "[config]") {

@@ -9,6 +9,7 @@
 
 #include "config/config_error.h"
 #include "optim/optim_types.h"
+#include "optim/schedule.h"
 
 namespace st {
 
@@ -96,7 +97,6 @@ struct OptimizerConfig {
 };
 
 // The parameter groups regularization can be restricted to.
-enum class ParamGroup { ConvWeight, ConvBias, LinearWeight, LinearBias, BnWeight, BnBias };
 constexpr int kParamGroupCount = 6;
 
 struct RegularizationConfig {
@@ -118,7 +118,6 @@ struct RegularizationConfig {
 
 // ---- schedule ---------------------------------------------------------------------------------
 
-enum class ScheduleKind { Constant, Step, MultiStep, Cosine };
 
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::Constant;
@@ -240,7 +239,6 @@ void check_resume_compatible(const ExperimentConfig& saved, const ExperimentConf
 
 const char* data_kind_name(DataKind k);
 const char* optimizer_name(OptimizerName n);
-const char* param_group_name(ParamGroup g);
 const char* reg_kind_name(RegKind k);
 const char* schedule_kind_name(ScheduleKind k);
 const char* device_choice_name(DeviceChoice d);

@@ -37,7 +37,7 @@ const NameTable<ParamGroup>& param_group_table() {
   static const NameTable<ParamGroup> table = {
       {ParamGroup::ConvWeight, "conv_weight"},     {ParamGroup::ConvBias, "conv_bias"},
       {ParamGroup::LinearWeight, "linear_weight"}, {ParamGroup::LinearBias, "linear_bias"},
-      {ParamGroup::BnWeight, "bn_weight"},         {ParamGroup::BnBias, "bn_bias"}};
+      {ParamGroup::BNWeight, "bn_weight"},         {ParamGroup::BNBias, "bn_bias"}};
   return table;
 }
 

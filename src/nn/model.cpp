@@ -75,24 +75,6 @@ Tensor filled(int64_t n, double value, DType dtype, Device device) {
 
 }  // namespace
 
-const char* param_group_name(ParamGroup g) {
-  switch (g) {
-    case ParamGroup::ConvWeight:
-      return "conv_weight";
-    case ParamGroup::ConvBias:
-      return "conv_bias";
-    case ParamGroup::LinearWeight:
-      return "linear_weight";
-    case ParamGroup::LinearBias:
-      return "linear_bias";
-    case ParamGroup::BNWeight:
-      return "bn_weight";
-    case ParamGroup::BNBias:
-      return "bn_bias";
-  }
-  return "?";
-}
-
 Model::Model(std::vector<LayerSpec> specs, InputShape input, int64_t classes, Backend& backend,
              DType dtype)
     : specs_(std::move(specs)),

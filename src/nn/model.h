@@ -17,9 +17,6 @@ struct InputShape {
   int64_t channels = 1, height = 28, width = 28;
 };
 
-// Parameter groups, for choosing where regularization applies.
-enum class ParamGroup { ConvWeight, ConvBias, LinearWeight, LinearBias, BNWeight, BNBias };
-const char* param_group_name(ParamGroup g);
 
 struct ParamView {
   std::string name;  // state_dict key, e.g. "conv1.weight"

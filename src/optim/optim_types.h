@@ -51,6 +51,11 @@ struct OptimStep {
   int64_t step = 1;        // 1-based count of steps taken, this one included
 };
 
+// Parameter groups, for choosing where regularization applies.
+enum class ParamGroup { ConvWeight, ConvBias, LinearWeight, LinearBias, BNWeight, BNBias };
+// "conv_weight", "conv_bias", "linear_weight", "linear_bias", "bn_weight", "bn_bias".
+const char* param_group_name(ParamGroup g);
+
 // How many flat state buffers (each the size of the parameters) a rule keeps.
 int optimizer_state_count(const OptimHyper& h);
 

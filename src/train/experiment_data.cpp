@@ -1,0 +1,125 @@
+#include "train/experiment_data.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "data/cifar.h"
+#include "data/idx.h"
+#include "data/image_folder.h"
+#include "data/synthetic.h"
+
+namespace st {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+data::Dataset synthetic_split(const SyntheticOptions& s, data::DataSplit split) {
+  data::SyntheticOptions o;
+  o.size = split == data::DataSplit::Train ? s.train_size : s.test_size;
+  o.channels = s.channels;
+  o.height = s.height;
+  o.width = s.width;
+  o.classes = s.classes;
+  o.noise = static_cast<float>(s.noise);
+  o.template_seed = s.seed;
+  // Train and test share the class templates but not the samples.
+  o.sample_seed = split == data::DataSplit::Train ? 2 * s.seed + 1 : 2 * s.seed + 2;
+  return data::make_synthetic(o);
+}
+
+// An image folder holds train/ and optionally test/; without train/, the whole folder
+// is the training set.
+std::pair<data::Dataset, std::optional<data::Dataset>> image_folder_splits(
+    const DataConfig& c) {
+  data::ImageFolderOptions o;
+  o.channels = c.image_folder.channels;
+  o.height = c.image_folder.height;
+  o.width = c.image_folder.width;
+  o.resize = c.image_folder.resize;
+  fs::path root(c.path);
+  if (!fs::is_directory(root / "train")) return {data::load_image_folder(root, o), std::nullopt};
+  std::optional<data::Dataset> test;
+  if (fs::is_directory(root / "test")) test = data::load_image_folder(root / "test", o);
+  return {data::load_image_folder(root / "train", o), std::move(test)};
+}
+
+std::pair<data::Dataset, std::optional<data::Dataset>> load_splits(const DataConfig& c) {
+  using data::DataSplit;
+  switch (c.kind) {
+    case DataKind::FashionMnist:
+      return {data::load_idx_dir(c.path, DataSplit::Train, data::fashion_mnist_class_names()),
+              data::load_idx_dir(c.path, DataSplit::Test, data::fashion_mnist_class_names())};
+    case DataKind::Mnist:
+      return {data::load_idx_dir(c.path, DataSplit::Train, data::mnist_class_names()),
+              data::load_idx_dir(c.path, DataSplit::Test, data::mnist_class_names())};
+    case DataKind::Cifar10:
+      return {data::load_cifar10(c.path, DataSplit::Train),
+              data::load_cifar10(c.path, DataSplit::Test)};
+    case DataKind::Cifar100: {
+      auto labels = c.label == Cifar100Label::Fine ? data::Cifar100Labels::Fine
+                                                   : data::Cifar100Labels::Coarse;
+      return {data::load_cifar100(c.path, DataSplit::Train, labels),
+              data::load_cifar100(c.path, DataSplit::Test, labels)};
+    }
+    case DataKind::ImageFolder:
+      return image_folder_splits(c);
+    case DataKind::Synthetic:
+      return {synthetic_split(c.synthetic, DataSplit::Train),
+              synthetic_split(c.synthetic, DataSplit::Test)};
+  }
+  throw std::logic_error("load_splits: unknown data kind");
+}
+
+}  // namespace
+
+ExperimentData load_experiment_data(const DataConfig& c) {
+  ExperimentData out;
+  auto [train, test] = load_splits(c);
+  out.test = std::move(test);
+  if (c.train_subset > 0 && c.train_subset < train.size())
+    train = data::random_subset(train, c.train_subset, c.subset_seed, /*stratified=*/true);
+  if (c.validation_split > 0) {
+    auto n_val = static_cast<int64_t>(c.validation_split * static_cast<double>(train.size()));
+    if (n_val < 1 || n_val >= train.size())
+      throw std::invalid_argument("data.validation_split: " + std::to_string(c.validation_split) +
+                                  " of " + std::to_string(train.size()) +
+                                  " training images leaves an empty split");
+    auto split = data::split_validation(train, n_val, c.subset_seed + 1, /*stratified=*/true);
+    train = std::move(split.train);
+    out.validation = std::move(split.validation);
+  }
+  out.train = std::move(train);
+  const NormalizeConfig& n = c.augmentation.normalize;
+  if (n.mode == NormalizeMode::Computed) {
+    out.normalization = data::normalization_from(out.train);
+  } else if (n.mode == NormalizeMode::Given) {
+    out.normalization.mean.assign(n.mean.begin(), n.mean.end());
+    out.normalization.std.assign(n.std.begin(), n.std.end());
+  }
+  return out;
+}
+
+data::LoaderOptions train_loader_options(const ExperimentConfig& c,
+                                         const data::Normalization& norm) {
+  data::LoaderOptions o;
+  o.batch_size = c.training.batch_size;
+  o.shuffle = true;
+  o.drop_last = c.training.drop_last;
+  o.seed = c.training.seed;
+  o.normalization = norm;
+  o.augmentation.crop_padding = c.data.augmentation.random_crop_padding;
+  o.augmentation.horizontal_flip = c.data.augmentation.horizontal_flip;
+  o.prefetch = c.data.loader.prefetch;
+  return o;
+}
+
+data::LoaderOptions eval_loader_options(int64_t batch_size, const data::Normalization& norm) {
+  data::LoaderOptions o;
+  o.batch_size = batch_size;
+  o.shuffle = false;
+  o.normalization = norm;
+  return o;
+}
+
+}  // namespace st
