@@ -23,8 +23,7 @@ class ScratchDir {
   explicit ScratchDir(const std::string& tag) {
     std::random_device rd;
     path_ = std::filesystem::temp_directory_path() /
-            ("sparsetrain-" + tag + "-" + std::to_string(::getpid()) + "-" +
-             std::to_string(rd()));
+            ("sparsetrain-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
   ~ScratchDir() {

@@ -9,7 +9,7 @@ TEST_CASE("dead filters and selectivity follow the paper's definitions", "[stats
   ActivationRecorder rec({{"conv1", 3}});
   // filter 0: fires on every image; filter 1: never (all below 1e-12);
   // filter 2: max 2.0, and two images at or below 1e-3 * 2.0 (0.001 and 0.0).
-  rec.record(0, Tensor::from_vector(std::vector<float>{1.0f, 0.0f, 2.0f,   //
+  rec.record(0, Tensor::from_vector(std::vector<float>{1.0f, 0.0f, 2.0f,  //
                                                        0.5f, 1e-13f, 0.001f},
                                     {2, 3}));
   rec.record(0, Tensor::from_vector(std::vector<float>{0.7f, 0.0f, 0.5f,  //

@@ -39,7 +39,8 @@ void require_same_checkpoint_tensors(const std::string& a, const std::string& b)
 void require_same_metrics(const std::string& a, const std::string& b) {
   auto ma = read_jsonl(a), mb = read_jsonl(b);
   REQUIRE(ma.size() == mb.size());
-  for (std::size_t i = 0; i < ma.size(); ++i) REQUIRE(without_timing(ma[i]) == without_timing(mb[i]));
+  for (std::size_t i = 0; i < ma.size(); ++i)
+    REQUIRE(without_timing(ma[i]) == without_timing(mb[i]));
 }
 
 }  // namespace
@@ -53,9 +54,9 @@ TEST_CASE("training on synthetic data writes a complete run directory", "[train]
     const auto& m = metrics[i];
     INFO(m.dump());
     REQUIRE(m["epoch"] == i + 1);
-    for (const char* key : {"lr", "train_loss", "train_acc", "test_loss", "test_acc", "dead",
-                            "dead_total", "selectivity", "filters_total", "epoch_time_s",
-                            "elapsed_s", "images_per_sec"})
+    for (const char* key :
+         {"lr", "train_loss", "train_acc", "test_loss", "test_acc", "dead", "dead_total",
+          "selectivity", "filters_total", "epoch_time_s", "elapsed_s", "images_per_sec"})
       REQUIRE(m.contains(key));
     for (const char* source : {"gamma", "train_pass", "exact_eval"}) {
       REQUIRE(m["dead"][source].contains("conv1"));
@@ -123,9 +124,9 @@ TEST_CASE("a run killed with SIGKILL mid-epoch resumes to the same result", "[tr
     a.insert(a.end(), big.begin(), big.end());
     return a;
   };
-  REQUIRE(run_sparsetrain(args({"--config", test_config("synthetic_tiny.json"), "--out",
-                                dir / "straight"}),
-                          dir / "straight.log")
+  REQUIRE(run_sparsetrain(
+              args({"--config", test_config("synthetic_tiny.json"), "--out", dir / "straight"}),
+              dir / "straight.log")
               .exit_code == 0);
 
   pid_t pid = spawn_sparsetrain(

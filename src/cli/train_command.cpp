@@ -25,7 +25,8 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--out,-o", f.out, "run directory (default: output.dir of the config)");
   app.add_option("--device", f.device, "cpu, cuda or auto (overrides training.device)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
-  app.add_option("--resume", f.resume, "continue the run in this directory from its last checkpoint")
+  app.add_option("--resume", f.resume,
+                 "continue the run in this directory from its last checkpoint")
       ->check(CLI::ExistingDirectory);
   app.add_option("--seed", f.seed, "overrides training.seed")->check(CLI::NonNegativeNumber);
   app.add_option("--threads", f.threads, "CPU threads, 0 = all cores (overrides training.threads)")

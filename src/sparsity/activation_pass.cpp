@@ -18,9 +18,8 @@ void record_block_maxima(const Model& model, ActivationRecorder& recorder,
     if (scratch[i].shape() != want || scratch[i].device() != h.device())
       scratch[i] = Tensor(want, DType::F32, h.device());
     model.backend().channel_absmax(h, scratch[i]);
-    recorder.record(static_cast<int>(i), scratch[i].device() == Device::CPU
-                                             ? scratch[i]
-                                             : scratch[i].to(Device::CPU));
+    recorder.record(static_cast<int>(i),
+                    scratch[i].device() == Device::CPU ? scratch[i] : scratch[i].to(Device::CPU));
   }
 }
 

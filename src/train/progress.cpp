@@ -33,9 +33,8 @@ void Progress::batch_done(int64_t done, double running_loss) {
   if (done < batches_ && now - last_draw_ < std::chrono::milliseconds(200)) return;
   last_draw_ = now;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
-  const double eta = done > 0 ? elapsed * static_cast<double>(batches_ - done) /
-                                    static_cast<double>(done)
-                              : 0.0;
+  const double eta =
+      done > 0 ? elapsed * static_cast<double>(batches_ - done) / static_cast<double>(done) : 0.0;
   const int width = 30;
   const int filled = batches_ > 0 ? static_cast<int>(width * done / batches_) : width;
   std::string bar(static_cast<std::size_t>(filled), '#');

@@ -63,7 +63,8 @@ EvalResult evaluate(Model& model, const data::Dataset& set, const data::Normaliz
   while (auto batch = loader.next()) {
     const Tensor& logits = model.forward(batch->images, /*train=*/false);
     Tensor labels = batch->labels.to(logits.device());
-    if (probs.shape() != logits.shape()) probs = Tensor(logits.shape(), DType::F32, logits.device());
+    if (probs.shape() != logits.shape())
+      probs = Tensor(logits.shape(), DType::F32, logits.device());
     loss_sum += be.softmax_xent_forward(logits, labels, probs) * static_cast<double>(batch->size());
     correct += be.count_correct(logits, labels);
     r.images += batch->size();
@@ -94,8 +95,7 @@ std::set<ParamGroup> regularized_groups(const RegularizationConfig& r) {
 }
 
 json selectivity_json(const SelectivitySummary& s) {
-  return {{"live", s.live}, {"mean", s.mean}, {"p10", s.p10}, {"median", s.median},
-          {"p90", s.p90}};
+  return {{"live", s.live}, {"mean", s.mean}, {"p10", s.p10}, {"median", s.median}, {"p90", s.p90}};
 }
 
 json filters_json(const std::vector<LayerStats>& stats, const Model& model, const char* source,
@@ -170,8 +170,8 @@ std::string epoch_line(const json& r, int epochs) {
     s += std::string("dead[") + src + "] " +
          counts_text(r["dead"][src], r["dead_total"][src].get<int64_t>(), filters) + " | ";
   }
-  s += "dead[gamma] " + counts_text(r["dead"]["gamma"], r["dead_total"]["gamma"].get<int64_t>(),
-                                    filters);
+  s += "dead[gamma] " +
+       counts_text(r["dead"]["gamma"], r["dead_total"]["gamma"].get<int64_t>(), filters);
   char tail[96];
   std::snprintf(tail, sizeof tail, " | lr %.2e | %.1fs %.0f img/s", r["lr"].get<double>(),
                 r["epoch_time_s"].get<double>(), r["images_per_sec"].get<double>());
@@ -229,9 +229,8 @@ ResolvedRun resolve_run(const TrainRequest& req) {
     r.paths.dir = req.out_dir.empty() ? r.config.output.dir : req.out_dir;
     if (fs::exists(RunPaths{r.paths.dir}.config()) && !req.force)
       throw ConfigError("--out", "",
-                        "'" + r.paths.dir +
-                            "' already holds a run; continue it with --resume " + r.paths.dir +
-                            ", or overwrite it with --force");
+                        "'" + r.paths.dir + "' already holds a run; continue it with --resume " +
+                            r.paths.dir + ", or overwrite it with --force");
   }
   r.config.output.dir = r.paths.dir;
   if (r.config.training.epochs < 1) throw ConfigError("training.epochs", "", "must be at least 1");
@@ -282,14 +281,13 @@ TrainResult run_training(const TrainRequest& req) {
 
   int64_t filters_total = 0;
   for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) filters_total += b.channels;
-  progress.line("run " + paths.dir + ": " + train.description + ", " +
-                std::to_string(train.size()) + " training images, " +
-                std::to_string(model.num_params()) + " parameters, " +
-                std::to_string(filters_total) + " filters in " +
-                std::to_string(model.conv_bn_relu_blocks().size()) + " conv-BN-ReLU blocks, " +
-                backend->name() + (start_epoch > 0 ? ", resuming after epoch " +
-                                                         std::to_string(start_epoch)
-                                                   : std::string()));
+  progress.line(
+      "run " + paths.dir + ": " + train.description + ", " + std::to_string(train.size()) +
+      " training images, " + std::to_string(model.num_params()) + " parameters, " +
+      std::to_string(filters_total) + " filters in " +
+      std::to_string(model.conv_bn_relu_blocks().size()) + " conv-BN-ReLU blocks, " +
+      backend->name() +
+      (start_epoch > 0 ? ", resuming after epoch " + std::to_string(start_epoch) : std::string()));
 
   const StatsThresholds thresholds{cfg.statistics.activation.threshold,
                                    cfg.statistics.gamma_threshold,
@@ -358,6 +356,7 @@ TrainResult run_training(const TrainRequest& req) {
 
     // Statistics: BN scale always; activations from the training passes and/or exactly.
     rec["filters_total"] = filters_total;
+    for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) rec["channels"][b.name] = b.channels;
     json gamma_dead = json::object();
     int64_t gamma_total = 0;
     {
@@ -406,14 +405,14 @@ TrainResult run_training(const TrainRequest& req) {
     }
     const int ck_every = cfg.output.checkpoint_every;
     if (last_epoch || (ck_every > 0 && (epoch + 1) % ck_every == 0)) {
-      json meta = {{"epoch", epoch + 1},
-                   {"dropout_calls", model.dropout_calls()},
-                   {"elapsed_s", rec["elapsed_s"]},
-                   {"config", to_json(cfg)},
-                   {"config_fingerprint", config_fingerprint(cfg)},
-                   {"normalization",
-                    {{"mean", data.normalization.mean}, {"std", data.normalization.std}}},
-                   {"last_metrics", rec}};
+      json meta = {
+          {"epoch", epoch + 1},
+          {"dropout_calls", model.dropout_calls()},
+          {"elapsed_s", rec["elapsed_s"]},
+          {"config", to_json(cfg)},
+          {"config_fingerprint", config_fingerprint(cfg)},
+          {"normalization", {{"mean", data.normalization.mean}, {"std", data.normalization.std}}},
+          {"last_metrics", rec}};
       write_checkpoint(paths, epoch + 1, model, opt, meta, cfg.output.keep_checkpoints);
     }
   }

@@ -16,7 +16,7 @@ struct TrainRequest {
   std::vector<std::string> overrides;  // "key.path=value", applied before validation
   std::string out_dir;                 // empty: output.dir of the config
   std::string resume_dir;              // continue this run from its last checkpoint
-  bool force = false;  // resume despite a changed config; overwrite an existing run
+  bool force = false;                  // resume despite a changed config; overwrite an existing run
   bool quiet = false;
 };
 
