@@ -78,34 +78,50 @@ Comparison compare_models(Model& a, Model& b, const data::Dataset& data,
   return c;
 }
 
-Throughput measure_throughput(Model& model, int64_t batch, double min_seconds, int repeats) {
+namespace {
+
+Tensor random_batch(const Model& model, int64_t batch) {
   const InputShape in = model.input_shape();
   std::mt19937_64 gen(1);
   std::normal_distribution<float> d;
   std::vector<float> v(batch * in.channels * in.height * in.width);
   for (float& e : v) e = d(gen);
-  const Tensor x =
-      on_model_device(model, Tensor::from_vector(v, {batch, in.channels, in.height, in.width}));
-  Backend& be = model.backend();
-  for (int w = 0; w < 2; ++w) model.forward(x, false);  // buffers allocated, caches warm
-  be.synchronize();
+  return on_model_device(model, Tensor::from_vector(v, {batch, in.channels, in.height, in.width}));
+}
+
+// Images per second of one timed stretch of at least `min_seconds`.
+double timed_passes(Model& model, const Tensor& x, double min_seconds) {
   using clock = std::chrono::steady_clock;
-  Throughput t;
-  t.batch = batch;
-  for (int r = 0; r < repeats; ++r) {
-    int64_t passes = 0;
-    const auto start = clock::now();
-    double seconds = 0;
-    do {
-      model.forward(x, false);
-      be.synchronize();
-      ++passes;
-      seconds = std::chrono::duration<double>(clock::now() - start).count();
-    } while (seconds < min_seconds);
-    t.images_per_second =
-        std::max(t.images_per_second, static_cast<double>(passes * batch) / seconds);
+  Backend& be = model.backend();
+  int64_t passes = 0;
+  double seconds = 0;
+  const auto start = clock::now();
+  do {
+    model.forward(x, false);
+    be.synchronize();
+    ++passes;
+    seconds = std::chrono::duration<double>(clock::now() - start).count();
+  } while (seconds < min_seconds);
+  return static_cast<double>(passes * x.dim(0)) / seconds;
+}
+
+}  // namespace
+
+std::pair<Throughput, Throughput> measure_throughput_pair(Model& a, Model& b, int64_t batch,
+                                                          double min_seconds, int repeats) {
+  const Tensor xa = random_batch(a, batch), xb = random_batch(b, batch);
+  for (int w = 0; w < 2; ++w) {  // buffers allocated, caches warm
+    a.forward(xa, false);
+    b.forward(xb, false);
   }
-  return t;
+  a.backend().synchronize();
+  b.backend().synchronize();
+  Throughput ta{batch, 0}, tb{batch, 0};
+  for (int r = 0; r < repeats; ++r) {
+    ta.images_per_second = std::max(ta.images_per_second, timed_passes(a, xa, min_seconds));
+    tb.images_per_second = std::max(tb.images_per_second, timed_passes(b, xb, min_seconds));
+  }
+  return {ta, tb};
 }
 
 nlohmann::json eval_json(const EvalResult& r) {

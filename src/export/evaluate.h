@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -37,8 +38,11 @@ struct Throughput {
   double images_per_second = 0;  // the best of the repeats
 };
 
-// Eval-mode forward passes on a random batch: each repeat runs for at least `min_seconds`.
-Throughput measure_throughput(Model& model, int64_t batch, double min_seconds, int repeats);
+// Eval-mode forward passes on a random batch, for at least `min_seconds` per repeat; the best
+// repeat counts. The two models are timed in turns, so that a change in machine load during
+// the measurement hits both alike.
+std::pair<Throughput, Throughput> measure_throughput_pair(Model& a, Model& b, int64_t batch,
+                                                          double min_seconds, int repeats);
 
 nlohmann::json eval_json(const EvalResult& r);
 

@@ -49,33 +49,6 @@ void for_each_channel_absmax(Model& model, const data::Dataset& data,
   }
 }
 
-BlockGammaBeta block_gamma_beta(const Model& model) {
-  BlockGammaBeta out;
-  for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) {
-    const std::string& bn = model.specs()[b.bn].name;
-    out.gamma.push_back(model.tensor(bn + ".weight").to_vector_f32());
-    out.beta.push_back(model.tensor(bn + ".bias").to_vector_f32());
-  }
-  return out;
-}
-
-std::vector<LayerStats> exact_activation_stats(Model& model, const data::Dataset& train,
-                                               const data::Normalization& norm, int64_t batch_size,
-                                               const StatsThresholds& t) {
-  std::vector<ActivationRecorder::Layer> rec_layers;
-  std::vector<int> relus;
-  for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) {
-    rec_layers.push_back({b.name, b.channels});
-    relus.push_back(b.relu);
-  }
-  ActivationRecorder recorder(std::move(rec_layers));
-  for_each_channel_absmax(
-      model, train, norm, batch_size, relus,
-      [&](std::size_t k, const Tensor& absmax) { recorder.record(static_cast<int>(k), absmax); });
-  BlockGammaBeta gb = block_gamma_beta(model);
-  return recorder.finalize(gb.gamma, gb.beta, t);
-}
-
 std::vector<std::vector<float>> exact_channel_maxima(Model& model, const data::Dataset& data,
                                                      const data::Normalization& norm,
                                                      int64_t batch_size,
