@@ -308,3 +308,31 @@ TEST_CASE("compaction: missing or mismatched statistics are errors naming the la
                     Contains("not a ReLU"));
   CHECK_THROWS_WITH(dead_criterion_from_name("gama"), Contains("activation, gamma or both"));
 }
+
+TEST_CASE("compaction: constants through padded pools", "[compaction]") {
+  // a (3x3) -> max-pool with padding -> b (1x1); a2 (3x3) -> average pool with padding -> c (1x1).
+  std::vector<LayerSpec> l;
+  block(l, "a", 4);
+  l.push_back(pool(LayerKind::MaxPool, "maxp", 3, 2, 1));
+  block(l, "b", 4, 1, 0);
+  block(l, "a2", 4);
+  l.push_back(pool(LayerKind::AvgPool, "avgp", 3, 1, 1));
+  block(l, "c", 4, 1, 0);
+  l.push_back(layer(LayerKind::GlobalAvgPool, "gap"));
+  l.push_back(linear("fc"));
+  Model m(l, InputShape{2, 7, 7}, 3, cpu());
+  randomize(m, 51);
+  set_gamma_beta(m, "abn", 1, 0.0, 0.6);   // max-pool padding is -inf: still constant
+  set_gamma_beta(m, "a2bn", 2, 0.0, 0.6);  // average pool counts zero padding: not constant
+  const CompactionPlan exact = plan_compaction(m, with(DeadCriterion::Gamma), {});
+  CHECK(kept(m, exact, "aconv") == std::vector<int64_t>{0, 2, 3});
+  CHECK(kept(m, exact, "a2conv").size() == 4);
+  auto c = apply_compaction(m, exact, cpu());
+  CHECK(relative_logit_difference(m, *c, random_input(m, 8, 12)) < kTol);
+  const CompactionPlan approx =
+      plan_compaction(m, with(DeadCriterion::Gamma, ConstantFold::Approximate), {});
+  CHECK(kept(m, approx, "a2conv") == std::vector<int64_t>{0, 1, 3});
+  CHECK(group_of(m, approx, "a2conv").removed.at(0).approximate);
+  auto ca = apply_compaction(m, approx, cpu());
+  CHECK(relative_logit_difference(m, *ca, random_input(m, 8, 13)) > 1e-5);
+}
