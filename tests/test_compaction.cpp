@@ -200,6 +200,8 @@ std::unique_ptr<Model> residual_net() {
   // Stream 2, channel 3: both writers negative, so zero after the add and ReLU.
   set_gamma_beta(*m, "c.bn2", 3, 0.0, -1.0);
   set_gamma_beta(*m, "c.shortcut.1", 3, 0.0, -0.5);
+  // Stream 2, channel 1: one writer constant, the other not: the sum is not constant.
+  set_gamma_beta(*m, "c.bn2", 1, 0.0, -1.0);
   return m;
 }
 
@@ -335,4 +337,23 @@ TEST_CASE("compaction: constants through padded pools", "[compaction]") {
   CHECK(group_of(m, approx, "a2conv").removed.at(0).approximate);
   auto ca = apply_compaction(m, approx, cpu());
   CHECK(relative_logit_difference(m, *ca, random_input(m, 8, 13)) > 1e-5);
+}
+
+TEST_CASE("compaction: a linear layer after flatten loses whole channel column blocks",
+          "[compaction]") {
+  std::vector<LayerSpec> l;
+  block(l, "c1", 4);
+  l.push_back(pool(LayerKind::MaxPool, "pool", 2, 2));
+  l.push_back(layer(LayerKind::Flatten, "flat"));
+  l.push_back(linear("fc", false));
+  Model m(l, InputShape{2, 6, 6}, 3, cpu());
+  randomize(m, 61);
+  set_gamma_beta(m, "c1bn", 1, 0.0, -0.5);  // zero
+  set_gamma_beta(m, "c1bn", 3, 0.0, 0.25);  // constant, folded into fc (which gets a bias)
+  const CompactionPlan plan = plan_compaction(m, with(DeadCriterion::Gamma), {});
+  CHECK(kept(m, plan, "c1conv") == std::vector<int64_t>{0, 2});
+  auto c = apply_compaction(m, plan, cpu());
+  CHECK(c->tensor("fc.weight").shape() == Shape{3, 18});
+  CHECK(c->specs().back().bias);
+  CHECK(relative_logit_difference(m, *c, random_input(m, 8, 14)) < kTol);
 }
