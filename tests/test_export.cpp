@@ -299,8 +299,7 @@ std::string write_json(const fs::path& p, const nlohmann::json& j) {
 
 }  // namespace
 
-TEST_CASE("export: a run's filter statistics are read and checked against the model",
-          "[export]") {
+TEST_CASE("export: a run's filter statistics are read and checked against the model", "[export]") {
   auto m = mixed_net();
   const fs::path dir = fs::temp_directory_path() / "sparsetrain_test_stats";
   fs::create_directories(dir);
@@ -327,16 +326,19 @@ TEST_CASE("export: the whole pipeline on a checkpoint with synthetic data", "[ex
   fs::create_directories(dir);
   // The config the trained net's data comes from: synthetic 3x12x12 with the test's seeds
   // differs from synthetic_images, so the pipeline measures activations on its own data.
-  nlohmann::json config = {
-      {"version", 1},
-      {"data",
-       {{"kind", "synthetic"},
-        {"synthetic",
-         {{"train_size", 256}, {"test_size", 128}, {"channels", 3}, {"height", 12},
-          {"width", 12}, {"classes", 4}}}}},
-      {"model", {{"layers", layers_to_json(t.model->specs())}}},
-      {"optimizer", {{"name", "adam"}}},
-      {"training", {{"batch_size", 16}, {"epochs", 1}}}};
+  nlohmann::json config = {{"version", 1},
+                           {"data",
+                            {{"kind", "synthetic"},
+                             {"synthetic",
+                              {{"train_size", 256},
+                               {"test_size", 128},
+                               {"channels", 3},
+                               {"height", 12},
+                               {"width", 12},
+                               {"classes", 4}}}}},
+                           {"model", {{"layers", layers_to_json(t.model->specs())}}},
+                           {"optimizer", {{"name", "adam"}}},
+                           {"training", {{"batch_size", 16}, {"epochs", 1}}}};
   const std::string ckpt = (dir / "ckpt.safetensors").string();
   save_checkpoint(ckpt, *t.model, nullptr, {{"config", config}});
   ExportRequest r;
