@@ -324,8 +324,8 @@ TEST_CASE("export: the whole pipeline on a checkpoint with synthetic data", "[ex
   const fs::path dir = fs::temp_directory_path() / "sparsetrain_test_pipeline";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  // The config the trained net's data comes from: synthetic 3x12x12 with the test's seeds
-  // differs from synthetic_images, so the pipeline measures activations on its own data.
+  // A synthetic config of the same shape: the pipeline measures the activations on its
+  // training set and evaluates on its test set.
   nlohmann::json config = {{"version", 1},
                            {"data",
                             {{"kind", "synthetic"},
