@@ -7,7 +7,9 @@
 // pooling and the optimizer are not counted.
 #include <cblas.h>
 
+#include <time.h>
 #include <algorithm>
+
 #include <chrono>
 #include <cstdlib>
 #include <iomanip>
@@ -54,6 +56,14 @@ struct BenchOptions {
   double weight_decay = 5e-4;
   double dead_fraction = 0;
 };
+
+// CPU time of the whole process (all threads, the loader's included): under
+// load from other processes it grows far less than the wall-clock time.
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -187,6 +197,7 @@ class Trainer {
 struct RunStats {
   std::vector<double> step_seconds;  // each step, loader wait included
   double total_seconds = 0;
+  double cpu_seconds = 0;  // process CPU time over the timed steps
   double loader_wait_seconds = 0;
   int64_t images = 0;
   double first_loss = 0, last_loss = 0;
@@ -209,6 +220,7 @@ RunStats time_steps(Trainer& trainer, data::BatchLoader& loader, int warmup, int
   if (profiler) profiler->reset();
   RunStats r;
   const Clock::time_point start = Clock::now();
+  const double cpu_start = process_cpu_seconds();
   for (int i = 0; i < steps; ++i) {
     const Clock::time_point t0 = Clock::now();
     const data::Batch b = next_batch(loader, epoch);
@@ -219,6 +231,7 @@ RunStats time_steps(Trainer& trainer, data::BatchLoader& loader, int warmup, int
     r.last_loss = loss;
   }
   r.total_seconds = seconds_since(start);
+  r.cpu_seconds = process_cpu_seconds() - cpu_start;
   r.loader_wait_seconds = loader.wait_seconds();
   return r;
 }
@@ -234,6 +247,7 @@ RunStats time_epoch(Trainer& trainer, data::BatchLoader& loader, int warmup,
   if (profiler) profiler->reset();
   RunStats r;
   const Clock::time_point start = Clock::now();
+  const double cpu_start = process_cpu_seconds();
   bool first = true;
   for (;;) {
     const Clock::time_point t0 = Clock::now();
@@ -246,6 +260,7 @@ RunStats time_epoch(Trainer& trainer, data::BatchLoader& loader, int warmup,
     r.last_loss = loss;
   }
   r.total_seconds = seconds_since(start);
+  r.cpu_seconds = process_cpu_seconds() - cpu_start;
   r.loader_wait_seconds = loader.wait_seconds();
   return r;
 }
@@ -345,6 +360,7 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   j["seconds"] = r.total_seconds;
   j["ms_per_step_median"] = med * 1e3;
   j["ms_per_step_mean"] = avg * 1e3;
+  j["cpu_ms_per_step"] = r.cpu_seconds * 1e3 / static_cast<double>(r.step_seconds.size());
   j["images_per_s"] = images_per_s;
   j["gflops"] = gflops;
   j["loader_wait_percent"] = wait_pct;
@@ -370,7 +386,8 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
       << " steps: " << r.total_seconds << " s\n";
   else
     s << r.step_seconds.size() << " steps after " << o.warmup << " warm-up\n";
-  s << "  ms/step    median " << med * 1e3 << ", mean " << avg * 1e3 << "\n";
+  s << "  ms/step    median " << med * 1e3 << ", mean " << avg * 1e3 << "  (process CPU time "
+    << r.cpu_seconds * 1e3 / static_cast<double>(r.step_seconds.size()) << " ms/step)\n";
   s << "  images/s   " << images_per_s << "\n";
   s << "  GFLOP/s    " << gflops << "  (step = 3 x forward, " << std::setprecision(3)
     << static_cast<double>(flops_per_image) * 1e-9 << " GFLOP/image forward)\n"
