@@ -20,6 +20,39 @@ Window clipped_window(const WindowDims& d, int64_t oh, int64_t ow) {
           std::min<int64_t>(w0 + d.g.kw, d.w)};
 }
 
+bool is_2x2_stride_2(const ConvGeom& g) {
+  return g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 &&
+         g.pad_w == 0;
+}
+
+// Keeps `v` at flat index `at` when it beats the running maximum or is NaN.
+template <typename T>
+inline void take_if_larger(T v, int32_t at, T& best, int32_t& best_at) {
+  const bool take = v > best || v != v;
+  best = take ? v : best;
+  best_at = take ? at : best_at;
+}
+
+// The usual 2x2, stride-2 pooling: every window lies inside the plane, so no
+// clipping, and the four candidates are compared with selects, not branches.
+template <typename T>
+void maxpool_2x2_plane(const T* xp, const WindowDims& d, T* yp, int32_t* ap) {
+  for (int64_t oh = 0; oh < d.oh; ++oh) {
+    const int32_t r0 = static_cast<int32_t>(2 * oh * d.w), r1 = r0 + static_cast<int32_t>(d.w);
+    for (int64_t ow = 0; ow < d.ow; ++ow) {
+      const int32_t c0 = static_cast<int32_t>(2 * ow);
+      // The first candidate always wins against -inf (or ties with it at the same index).
+      T best = xp[r0 + c0];
+      int32_t best_at = r0 + c0;
+      take_if_larger(xp[r0 + c0 + 1], r0 + c0 + 1, best, best_at);
+      take_if_larger(xp[r1 + c0], r1 + c0, best, best_at);
+      take_if_larger(xp[r1 + c0 + 1], r1 + c0 + 1, best, best_at);
+      yp[oh * d.ow + ow] = best;
+      ap[oh * d.ow + ow] = best_at;
+    }
+  }
+}
+
 }  // namespace
 
 // Padding acts as -inf; the first maximum in row-major window order wins and a
@@ -27,6 +60,12 @@ Window clipped_window(const WindowDims& d, int64_t oh, int64_t ow) {
 template <typename T>
 void maxpool2d_forward(const T* x, const WindowDims& d, T* y, int32_t* argmax) {
   const int64_t planes = d.n * d.c, in_plane = d.h * d.w, out_plane = d.oh * d.ow;
+  if (is_2x2_stride_2(d.g)) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(planes, 4 * out_plane))
+    for (int64_t pl = 0; pl < planes; ++pl)
+      maxpool_2x2_plane(x + pl * in_plane, d, y + pl * out_plane, argmax + pl * out_plane);
+    return;
+  }
 #pragma omp parallel for schedule(static) \
     num_threads(threads_for(planes, out_plane* d.g.kh* d.g.kw))
   for (int64_t pl = 0; pl < planes; ++pl) {
