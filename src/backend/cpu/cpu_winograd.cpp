@@ -1,0 +1,438 @@
+// 3x3, stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3)
+// (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+//
+// Each 2x2 output tile is A^T [ (G g G^T) . (B^T d B) ] A, with d the 4x4
+// input tile, g the 3x3 kernel and "." the element-wise product: 16
+// multiplications per tile and channel pair where the direct form needs 36.
+// Summed over input channels, the 16 element-wise products become 16
+// independent GEMMs, [O, C] x [C, tiles], run on OpenBLAS.
+//
+// The backward passes are the exact adjoints of that forward map, so they
+// reuse its transforms instead of needing their own:
+//   dW = G^T [ sum over tiles (A dy A^T) . (B^T d B) ] G
+//   dd = B [ (G g G^T) . (A dy A^T) ] B^T, added back onto the overlapping input tiles.
+// So the backward computes (A dy A^T) once and feeds it to two sets of 16 GEMMs.
+//
+// Tiles of `group` images are lowered side by side so that the GEMMs have
+// enough columns; groups are spread over OpenMP threads, each calling a
+// single-threaded GEMM on its own scratch buffers, as the im2col path does.
+#include "backend/cpu/cpu_winograd.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "backend/cpu/cpu_runtime.h"
+
+namespace st::cpu {
+namespace {
+
+constexpr int kTile = 4;     // input tile side
+constexpr int kOut = 2;      // output tile side
+constexpr int kPoints = 16;  // transformed tile size, the number of GEMMs
+
+// Tile columns per GEMM the grouping aims for.
+constexpr int64_t kMinColumns = 192;
+// Weight-gradient chunks per thread (see winograd_conv_backward).
+constexpr int64_t kChunksPerThread = 2;
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// How the batch is tiled and grouped.
+struct Tiling {
+  int64_t th = 0, tw = 0, per_image = 0;  // tiles down, across, per image
+  int64_t group = 1, groups = 0;          // images per GEMM, number of groups
+  int64_t first(int64_t g) const { return g * group; }
+  int64_t images(int64_t g, int64_t n) const { return std::min(group, n - g * group); }
+};
+
+Tiling plan_tiling(const WindowDims& d, int team) {
+  Tiling t;
+  t.th = ceil_div(d.oh, kOut);
+  t.tw = ceil_div(d.ow, kOut);
+  t.per_image = t.th * t.tw;
+  t.group = std::clamp<int64_t>(ceil_div(kMinColumns, t.per_image), 1, d.n);
+  // At least two groups per thread, so that a thread slowed by other load
+  // leaves work the others can take.
+  if (team > 1) t.group = std::min(t.group, std::max<int64_t>(1, d.n / (2 * team)));
+  t.groups = ceil_div(d.n, t.group);
+  return t;
+}
+
+// --- The kernel transforms, on one 3x3 kernel / 4x4 tile (O * C of them). ---
+
+// u = G g G^T, with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+template <typename T>
+inline void kernel_transform(const T g[9], T u[16]) {
+  T r[12];  // G g: 4 x 3
+  for (int j = 0; j < 3; ++j) {
+    const T a = g[j], b = g[3 + j], c = g[6 + j];
+    r[0 * 3 + j] = a;
+    r[1 * 3 + j] = T(0.5) * (a + b + c);
+    r[2 * 3 + j] = T(0.5) * (a - b + c);
+    r[3 * 3 + j] = c;
+  }
+  for (int i = 0; i < 4; ++i) {
+    const T a = r[i * 3], b = r[i * 3 + 1], c = r[i * 3 + 2];
+    u[i * 4 + 0] = a;
+    u[i * 4 + 1] = T(0.5) * (a + b + c);
+    u[i * 4 + 2] = T(0.5) * (a - b + c);
+    u[i * 4 + 3] = c;
+  }
+}
+
+// g = G^T m G (4x4 -> 3x3): the adjoint of kernel_transform.
+template <typename T>
+inline void kernel_transform_adjoint(const T m[16], T g[9]) {
+  T r[12];  // G^T m: 3 x 4
+  for (int j = 0; j < 4; ++j) {
+    const T a = m[j], b = m[4 + j], c = m[8 + j], e = m[12 + j];
+    r[0 * 4 + j] = a + T(0.5) * (b + c);
+    r[1 * 4 + j] = T(0.5) * (b - c);
+    r[2 * 4 + j] = T(0.5) * (b + c) + e;
+  }
+  for (int i = 0; i < 3; ++i) {
+    const T a = r[i * 4], b = r[i * 4 + 1], c = r[i * 4 + 2], e = r[i * 4 + 3];
+    g[i * 3 + 0] = a + T(0.5) * (b + c);
+    g[i * 3 + 1] = T(0.5) * (b - c);
+    g[i * 3 + 2] = T(0.5) * (b + c) + e;
+  }
+}
+
+// --- The data transforms, a row of tiles at a time. ---
+//
+// Every loop below runs over the tiles of one tile row (index tx), with each
+// of a tile's 16 (or 4) values in its own array, so the loops are plain
+// element-wise vector code. Neighbouring 4x4 input tiles overlap by two
+// columns: a padded image row is split into its even and odd columns E and O,
+// and tile tx's four columns are then E[tx], O[tx], E[tx + 1], O[tx + 1].
+
+// Per-thread work arrays for the row-of-tiles loops, `half` = tiles + 1 long.
+template <typename T>
+struct RowWork {
+  explicit RowWork(int64_t tiles) : half(tiles + 1), buf(static_cast<std::size_t>(64 * half)) {}
+  T* at(int slot) { return buf.data() + slot * half; }
+  int64_t half;
+  std::vector<T> buf;
+};
+
+// Row y of a plane, shifted right by `pad` and zero-filled to 2 * half
+// columns, split into its even and odd columns.
+template <typename T>
+void split_row(const T* plane, int64_t h, int64_t w, int64_t y, int64_t pad, int64_t half, T* line,
+               T* even, T* odd) {
+  std::fill(line, line + 2 * half, T(0));
+  if (y >= 0 && y < h) {
+    const int64_t n = std::min(w, 2 * half - pad);
+    std::copy(plane + y * w, plane + y * w + n, line + pad);
+  }
+  for (int64_t k = 0; k < half; ++k) {
+    even[k] = line[2 * k];
+    odd[k] = line[2 * k + 1];
+  }
+}
+
+// v[p][c][col] = (B^T d B)[p] for every channel and tile of images [n0, n0 + nb), with
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+template <typename T>
+void transform_inputs(const T* x, const WindowDims& d, const Tiling& t, int64_t n0, int64_t nb,
+                      T* v) {
+  const int64_t cols = nb * t.per_image, stride = d.c * cols, tw = t.tw;
+  RowWork<T> work(tw);
+  const int64_t half = work.half;
+  T* line = work.at(0);  // two slots
+  T *e[4], *o[4];        // the tile row's 4 input rows, even and odd columns
+  for (int i = 0; i < 4; ++i) e[i] = work.at(2 + 2 * i), o[i] = work.at(3 + 2 * i);
+  for (int64_t c = 0; c < d.c; ++c)
+    for (int64_t im = 0; im < nb; ++im) {
+      const T* plane = x + ((n0 + im) * d.c + c) * d.h * d.w;
+      for (int64_t ty = 0; ty < t.th; ++ty) {
+        const int64_t y0 = kOut * ty - d.g.pad_h;
+        for (int i = 0; i < 4; ++i)
+          split_row(plane, d.h, d.w, y0 + i, d.g.pad_w, half, line, e[i], o[i]);
+        // B^T d: combine the rows, in place (each result needs rows 1 and 2 intact).
+        for (int64_t k = 0; k < half; ++k) {
+          const T e0 = e[0][k], e1 = e[1][k], e2 = e[2][k], e3 = e[3][k];
+          e[0][k] = e0 - e2, e[1][k] = e1 + e2, e[2][k] = e2 - e1, e[3][k] = e1 - e3;
+          const T o0 = o[0][k], o1 = o[1][k], o2 = o[2][k], o3 = o[3][k];
+          o[0][k] = o0 - o2, o[1][k] = o1 + o2, o[2][k] = o2 - o1, o[3][k] = o1 - o3;
+        }
+        // (B^T d) B: combine the columns E[tx], O[tx], E[tx+1], O[tx+1].
+        T* dst = v + c * cols + im * t.per_image + ty * tw;
+        for (int i = 0; i < 4; ++i) {
+          const T* E = e[i];
+          const T* O = o[i];
+          T* d0 = dst + (i * 4 + 0) * stride;
+          T* d1 = dst + (i * 4 + 1) * stride;
+          T* d2 = dst + (i * 4 + 2) * stride;
+          T* d3 = dst + (i * 4 + 3) * stride;
+          for (int64_t tx = 0; tx < tw; ++tx) {
+            d0[tx] = E[tx] - E[tx + 1];
+            d1[tx] = O[tx] + E[tx + 1];
+            d2[tx] = E[tx + 1] - O[tx];
+            d3[tx] = O[tx] - O[tx + 1];
+          }
+        }
+      }
+    }
+}
+
+// z[p][o][col] = (A g A^T)[p] for every 2x2 output-gradient tile g (zero where
+// the tile hangs over the output's edge), with A^T = [1 1 1 0; 0 1 -1 -1].
+template <typename T>
+void transform_output_grads(const T* dy, const WindowDims& d, const Tiling& t, int64_t n0,
+                            int64_t nb, T* z) {
+  const int64_t cols = nb * t.per_image, stride = d.o * cols, tw = t.tw;
+  RowWork<T> work(tw);
+  const int64_t half = work.half;
+  T* line = work.at(0);
+  T *e0 = work.at(2), *o0 = work.at(3), *e1 = work.at(4), *o1 = work.at(5);
+  for (int64_t oc = 0; oc < d.o; ++oc)
+    for (int64_t im = 0; im < nb; ++im) {
+      const T* plane = dy + ((n0 + im) * d.o + oc) * d.oh * d.ow;
+      for (int64_t ty = 0; ty < t.th; ++ty) {
+        split_row(plane, d.oh, d.ow, kOut * ty, 0, half, line, e0, o0);
+        split_row(plane, d.oh, d.ow, kOut * ty + 1, 0, half, line, e1, o1);
+        T* dst = z + oc * cols + im * t.per_image + ty * tw;
+        // Row i of A g is (a, b) = (g00, g01), (g00 + g10, g01 + g11),
+        // (g00 - g10, g01 - g11), (-g10, -g11); then z[i] = (a, a + b, a - b, -b).
+        for (int i = 0; i < 4; ++i) {
+          T* d0 = dst + (i * 4 + 0) * stride;
+          T* d1 = dst + (i * 4 + 1) * stride;
+          T* d2 = dst + (i * 4 + 2) * stride;
+          T* d3 = dst + (i * 4 + 3) * stride;
+          const T s0 = i == 3 ? T(0) : T(1), s1 = i == 0 ? T(0) : (i == 1 ? T(1) : T(-1));
+          for (int64_t tx = 0; tx < tw; ++tx) {
+            const T a = s0 * e0[tx] + s1 * e1[tx], b = s0 * o0[tx] + s1 * o1[tx];
+            d0[tx] = a;
+            d1[tx] = a + b;
+            d2[tx] = a - b;
+            d3[tx] = -b;
+          }
+        }
+      }
+    }
+}
+
+// y = A^T m A (+ bias) for every output channel and tile, clipped to the output plane.
+template <typename T>
+void untransform_outputs(const T* m, const T* bias, const WindowDims& d, const Tiling& t,
+                         int64_t n0, int64_t nb, T* y) {
+  const int64_t cols = nb * t.per_image, stride = d.o * cols, tw = t.tw;
+  RowWork<T> work(tw);
+  T *r0 = work.at(0), *r1 = work.at(2);  // two output rows, 2 * tw wide
+  T *t0 = work.at(4), *t1 = work.at(5), *t2 = work.at(6), *t3 = work.at(7);
+  for (int64_t oc = 0; oc < d.o; ++oc) {
+    const T b = bias ? bias[oc] : T(0);
+    for (int64_t im = 0; im < nb; ++im) {
+      T* plane = y + ((n0 + im) * d.o + oc) * d.oh * d.ow;
+      for (int64_t ty = 0; ty < t.th; ++ty) {
+        const T* src = m + oc * cols + im * t.per_image + ty * tw;
+        const T* p[16];
+        for (int q = 0; q < kPoints; ++q) p[q] = src + q * stride;
+        // A^T m: row 0 sums m's rows 0..2, row 1 is rows 1 - 2 - 3; then A^T along columns.
+        for (int64_t tx = 0; tx < tw; ++tx) {
+          t0[tx] = p[0][tx] + p[4][tx] + p[8][tx];
+          t1[tx] = p[1][tx] + p[5][tx] + p[9][tx];
+          t2[tx] = p[2][tx] + p[6][tx] + p[10][tx];
+          t3[tx] = p[3][tx] + p[7][tx] + p[11][tx];
+          r0[2 * tx] = t0[tx] + t1[tx] + t2[tx] + b;
+          r0[2 * tx + 1] = t1[tx] - t2[tx] - t3[tx] + b;
+        }
+        for (int64_t tx = 0; tx < tw; ++tx) {
+          t0[tx] = p[4][tx] - p[8][tx] - p[12][tx];
+          t1[tx] = p[5][tx] - p[9][tx] - p[13][tx];
+          t2[tx] = p[6][tx] - p[10][tx] - p[14][tx];
+          t3[tx] = p[7][tx] - p[11][tx] - p[15][tx];
+          r1[2 * tx] = t0[tx] + t1[tx] + t2[tx] + b;
+          r1[2 * tx + 1] = t1[tx] - t2[tx] - t3[tx] + b;
+        }
+        const int64_t yy = kOut * ty;
+        std::copy(r0, r0 + d.ow, plane + yy * d.ow);
+        if (yy + 1 < d.oh) std::copy(r1, r1 + d.ow, plane + (yy + 1) * d.ow);
+      }
+    }
+  }
+}
+
+// dx = sum over tiles of B x B^T, added onto the overlapping 4x4 input tiles.
+// The sums are gathered in a zeroed, padded copy of the plane kept as split
+// even and odd columns, then written into dx (dropping the padding).
+template <typename T>
+void untransform_input_grads(const T* xg, const WindowDims& d, const Tiling& t, int64_t n0,
+                             int64_t nb, T* dx) {
+  const int64_t cols = nb * t.per_image, stride = d.c * cols, tw = t.tw;
+  RowWork<T> work(tw);
+  const int64_t half = work.half, rows = kOut * t.th + 2;
+  std::vector<T> acc(static_cast<std::size_t>(rows * 2 * half));  // padded plane: E, O per row
+  T* line = work.at(0);
+  T* r[4][4];  // B x for the tile row: 4 rows of 4 columns
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) r[i][j] = work.at(2 + i * 4 + j);
+  for (int64_t c = 0; c < d.c; ++c)
+    for (int64_t im = 0; im < nb; ++im) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      for (int64_t ty = 0; ty < t.th; ++ty) {
+        const T* src = xg + c * cols + im * t.per_image + ty * tw;
+        const T* p[16];
+        for (int q = 0; q < kPoints; ++q) p[q] = src + q * stride;
+        // B x: rows (x0, x1 - x2 + x3, x2 + x1 - x0, -x3).
+        for (int j = 0; j < 4; ++j)
+          for (int64_t tx = 0; tx < tw; ++tx) {
+            const T a = p[j][tx], b = p[4 + j][tx], cc = p[8 + j][tx], e = p[12 + j][tx];
+            r[0][j][tx] = a;
+            r[1][j][tx] = b - cc + e;
+            r[2][j][tx] = cc + b - a;
+            r[3][j][tx] = -e;
+          }
+        // (B x) B^T along the columns, added onto padded row 2 ty + i.
+        for (int i = 0; i < 4; ++i) {
+          T* E = acc.data() + (kOut * ty + i) * 2 * half;
+          T* O = E + half;
+          const T *a = r[i][0], *b = r[i][1], *cc = r[i][2], *e = r[i][3];
+          for (int64_t tx = 0; tx < tw; ++tx) {
+            E[tx] += a[tx];
+            O[tx] += b[tx] - cc[tx] + e[tx];
+          }
+          for (int64_t tx = 0; tx < tw; ++tx) {
+            E[tx + 1] += cc[tx] + b[tx] - a[tx];
+            O[tx + 1] -= e[tx];
+          }
+        }
+      }
+      T* plane = dx + ((n0 + im) * d.c + c) * d.h * d.w;
+      for (int64_t yy = 0; yy < d.h; ++yy) {
+        const T* E = acc.data() + (yy + d.g.pad_h) * 2 * half;
+        const T* O = E + half;
+        for (int64_t k = 0; k < half; ++k) line[2 * k] = E[k], line[2 * k + 1] = O[k];
+        std::copy(line + d.g.pad_w, line + d.g.pad_w + d.w, plane + yy * d.w);
+      }
+    }
+}
+
+// u[p][o][c] = (G w[o][c] G^T)[p], split across the calling team.
+template <typename T>
+void transform_kernels(const T* w, const WindowDims& d, T* u) {
+  const int64_t stride = d.o * d.c;
+#pragma omp for schedule(static)
+  for (int64_t o = 0; o < d.o; ++o)
+    for (int64_t c = 0; c < d.c; ++c) {
+      T out[16];
+      kernel_transform(w + (o * d.c + c) * 9, out);
+      for (int p = 0; p < kPoints; ++p) u[p * stride + o * d.c + c] = out[p];
+    }
+}
+
+}  // namespace
+
+bool winograd_applies(const WindowDims& d) {
+  // Below 16 channels the GEMMs' inner dimension is too short to gain.
+  return d.g.kh == 3 && d.g.kw == 3 && d.g.stride_h == 1 && d.g.stride_w == 1 && d.g.pad_h <= 2 &&
+         d.g.pad_w <= 2 && d.c >= kWinogradMinChannels && d.o >= kWinogradMinChannels && d.oh > 0 &&
+         d.ow > 0 && d.n > 0;
+}
+
+template <typename T>
+void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y) {
+  const int team = threads_for(d.n, d.o * d.c * 9 * d.oh * d.ow);
+  const Tiling t = plan_tiling(d, team);
+  T* u = scratch<T>(Scratch::Weights, kPoints * d.o * d.c);
+  SingleThreadedBlas guard(team > 1);
+#pragma omp parallel num_threads(team)
+  {
+    transform_kernels(w, d, u);  // ends with the for's barrier
+    const int64_t cols = t.group * t.per_image;
+    T* v = scratch<T>(Scratch::Col, kPoints * d.c * cols);
+    T* m = scratch<T>(Scratch::Gather, kPoints * d.o * cols);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t g = 0; g < t.groups; ++g) {
+      const int64_t n0 = t.first(g), nb = t.images(g, d.n), k = nb * t.per_image;
+      transform_inputs(x, d, t, n0, nb, v);
+      for (int p = 0; p < kPoints; ++p)
+        gemm(false, false, d.o, k, d.c, T(1), u + p * d.o * d.c, d.c, v + p * d.c * k, k, T(0),
+             m + p * d.o * k, k);
+      untransform_outputs(m, bias, d, t, n0, nb, y);
+    }
+  }
+}
+
+template <typename T>
+void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T* dx, T* dw,
+                            T* db) {
+  const int team = threads_for(d.n, d.o * d.c * 9 * d.oh * d.ow * (dx ? 2 : 1));
+  const Tiling t = plan_tiling(d, team);
+  const int64_t u_size = kPoints * d.o * d.c;
+  // Fixed chunks of consecutive groups, each summing its weight gradient (in
+  // the transformed domain) into its own buffer; the buffers are added in
+  // chunk order, so dw is bitwise reproducible for a given thread count.
+  const int64_t chunks = team == 1 ? 1 : std::min<int64_t>(t.groups, kChunksPerThread * team);
+  T* acc = scratch<T>(Scratch::WeightGrad, chunks * u_size);
+  T* u = dx ? scratch<T>(Scratch::Weights, u_size) : nullptr;
+  const int64_t y_plane = d.oh * d.ow;
+  SingleThreadedBlas guard(team > 1);
+#pragma omp parallel num_threads(team)
+  {
+    if (dx) transform_kernels(w, d, u);
+    const int64_t cols = t.group * t.per_image;
+    T* v = scratch<T>(Scratch::Col, kPoints * d.c * cols);
+    T* z = scratch<T>(Scratch::Gather, kPoints * d.o * cols);
+    T* xg = dx ? scratch<T>(Scratch::ColGrad, kPoints * d.c * cols) : nullptr;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      T* a = acc + chunk * u_size;
+      const int64_t first = chunk * t.groups / chunks, last = (chunk + 1) * t.groups / chunks;
+      if (first == last) std::fill(a, a + u_size, T(0));
+      for (int64_t g = first; g < last; ++g) {
+        const int64_t n0 = t.first(g), nb = t.images(g, d.n), k = nb * t.per_image;
+        transform_inputs(x, d, t, n0, nb, v);
+        transform_output_grads(dy, d, t, n0, nb, z);
+        for (int p = 0; p < kPoints; ++p) {
+          // M[p] (+)= Z[p] [O, k] * V[p]^T [k, C]
+          gemm(false, true, d.o, d.c, k, T(1), z + p * d.o * k, k, v + p * d.c * k, k,
+               T(g == first ? 0 : 1), a + p * d.o * d.c, d.c);
+          // X[p] = U[p]^T [C, O] * Z[p] [O, k]
+          if (dx)
+            gemm(true, false, d.c, k, d.o, T(1), u + p * d.o * d.c, d.c, z + p * d.o * k, k, T(0),
+                 xg + p * d.c * k, k);
+        }
+        if (dx) untransform_input_grads(xg, d, t, n0, nb, dx);
+      }
+    }
+    // dw[o][c] = G^T (sum over chunks, in order) G
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < d.o; ++o)
+      for (int64_t c = 0; c < d.c; ++c) {
+        T m[16];
+        for (int p = 0; p < kPoints; ++p) {
+          const int64_t at = p * d.o * d.c + o * d.c + c;
+          T sum = acc[at];
+          for (int64_t ch = 1; ch < chunks; ++ch) sum += acc[ch * u_size + at];
+          m[p] = sum;
+        }
+        kernel_transform_adjoint(m, dw + (o * d.c + c) * 9);
+      }
+    if (db) {
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < d.o; ++o) {
+        double sum = 0;
+        for (int64_t n = 0; n < d.n; ++n) {
+          const T* row = dy + (n * d.o + o) * y_plane;
+          for (int64_t i = 0; i < y_plane; ++i) sum += row[i];
+        }
+        db[o] = static_cast<T>(sum);
+      }
+    }
+  }
+}
+
+template void winograd_conv_forward<float>(const float*, const float*, const float*,
+                                           const WindowDims&, float*);
+template void winograd_conv_forward<double>(const double*, const double*, const double*,
+                                            const WindowDims&, double*);
+template void winograd_conv_backward<float>(const float*, const float*, const float*,
+                                            const WindowDims&, float*, float*, float*);
+template void winograd_conv_backward<double>(const double*, const double*, const double*,
+                                             const WindowDims&, double*, double*, double*);
+
+}  // namespace st::cpu
