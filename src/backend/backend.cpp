@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/denormals.h"
 
 #ifdef SPARSETRAIN_WITH_CUDA
 #include "cuda_backend.h"
@@ -19,6 +20,8 @@ bool cuda_device_available() {
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device) {
+  // The host threads also run the data loader and the statistics.
+  flush_denormals_to_zero();
   if (device == "cpu") return make_cpu_backend();
   if (device == "cuda" || device == "auto") {
     if (cuda_device_available()) {

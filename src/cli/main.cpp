@@ -1,4 +1,6 @@
 // Entry point; the command-line interface lives in cli/app.h.
 #include "cli/app.h"
 
-int main(int argc, char** argv) { return st::run_cli(argc, argv); }
+int main(int argc, char** argv) {
+  return st::run_cli(argc, argv);
+}

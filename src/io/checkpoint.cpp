@@ -76,8 +76,8 @@ std::unique_ptr<Model> Checkpoint::make_model(Backend& backend) const {
   std::vector<LayerSpec> layers = layers_from_json(m.at("layers"), path() + ": model.layers");
   InputShape in{m.at("input").at(0).get<int64_t>(), m.at("input").at(1).get<int64_t>(),
                 m.at("input").at(2).get<int64_t>()};
-  auto model = std::make_unique<Model>(std::move(layers), in, m.at("classes").get<int64_t>(),
-                                       backend);
+  auto model =
+      std::make_unique<Model>(std::move(layers), in, m.at("classes").get<int64_t>(), backend);
   load_model_state(*model);
   return model;
 }
@@ -96,7 +96,9 @@ void Checkpoint::load_model_state(Model& model) const {
   }
 }
 
-bool Checkpoint::has_optimizer_state() const { return meta_.contains("optimizer_steps"); }
+bool Checkpoint::has_optimizer_state() const {
+  return meta_.contains("optimizer_steps");
+}
 
 void Checkpoint::load_optimizer_state(Optimizer& optimizer) const {
   if (!has_optimizer_state()) throw std::runtime_error(path() + ": no optimizer state stored");

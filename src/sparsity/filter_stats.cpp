@@ -21,15 +21,16 @@ void ActivationRecorder::record(int layer, const Tensor& absmax) {
   const Layer& l = layers_.at(layer);
   if (absmax.ndim() != 2 || absmax.dim(1) != l.channels || absmax.dtype() != DType::F32 ||
       absmax.device() != Device::CPU)
-    throw std::invalid_argument("ActivationRecorder::record(" + l.name + "): expected F32 CPU [B, " +
-                                std::to_string(l.channels) + "], got " +
-                                shape_str(absmax.shape()));
+    throw std::invalid_argument("ActivationRecorder::record(" + l.name +
+                                "): expected F32 CPU [B, " + std::to_string(l.channels) +
+                                "], got " + shape_str(absmax.shape()));
   const float* p = absmax.data<float>();
   rows_[layer].insert(rows_[layer].end(), p, p + absmax.numel());
 }
 
 int64_t ActivationRecorder::images(int layer) const {
-  return static_cast<int64_t>(rows_.at(layer).size()) / std::max<int64_t>(1, layers_[layer].channels);
+  return static_cast<int64_t>(rows_.at(layer).size()) /
+         std::max<int64_t>(1, layers_[layer].channels);
 }
 
 static double quantile(std::vector<double> v, double q) {

@@ -30,8 +30,7 @@ data::Dataset synthetic_split(const SyntheticOptions& s, data::DataSplit split) 
 
 // An image folder holds train/ and optionally test/; without train/, the whole folder
 // is the training set.
-std::pair<data::Dataset, std::optional<data::Dataset>> image_folder_splits(
-    const DataConfig& c) {
+std::pair<data::Dataset, std::optional<data::Dataset>> image_folder_splits(const DataConfig& c) {
   data::ImageFolderOptions o;
   o.channels = c.image_folder.channels;
   o.height = c.image_folder.height;

@@ -1,0 +1,48 @@
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "report/report.h"
+
+namespace st {
+
+namespace {
+
+struct ReportFlags {
+  std::vector<std::string> runs;
+  std::string format = "markdown";
+  std::string out;
+};
+
+int run_report(const ReportFlags& f) {
+  ReportTable t = build_report(f.runs);
+  std::string text = f.format == "csv"    ? report_csv(t)
+                     : f.format == "json" ? report_json(t).dump(2) + "\n"
+                                          : report_markdown(t);
+  if (f.out.empty()) {
+    std::cout << text;
+  } else {
+    std::ofstream out(f.out);
+    if (!out) throw std::runtime_error(f.out + ": cannot write");
+    out << text;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app, CommandRun& run) {
+  auto flags = std::make_shared<ReportFlags>();
+  CLI::App* sub = app.add_subcommand(
+      "report", "tabulate runs in the paper's Table 1 shape (per-layer % dead, test error)");
+  sub->add_option("runs", flags->runs, "run directories")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--format,-f", flags->format, "markdown, csv or json")
+      ->check(CLI::IsMember({"markdown", "csv", "json"}));
+  sub->add_option("--out,-o", flags->out, "write to this file instead of stdout");
+  sub->callback([&run, flags] { run = [flags] { return run_report(*flags); }; });
+}
+
+}  // namespace st

@@ -1,0 +1,73 @@
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "train/trainer.h"
+
+namespace st {
+
+namespace {
+
+struct TrainFlags {
+  std::string config, out, resume, device;
+  std::vector<std::string> set;
+  int64_t seed = -1;
+  int threads = -1;
+  bool quiet = false, force = false;
+};
+
+void add_train_flags(CLI::App& app, TrainFlags& f) {
+  app.add_option("--config,-c", f.config, "experiment config (JSON); see docs/config.md")
+      ->check(CLI::ExistingFile);
+  app.add_option("--set,-s", f.set,
+                 "override a config key with a JSON value, e.g. --set optimizer.lr=1e-3 "
+                 "(repeatable)");
+  app.add_option("--out,-o", f.out, "run directory (default: output.dir of the config)");
+  app.add_option("--device", f.device, "cpu, cuda or auto (overrides training.device)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  app.add_option("--resume", f.resume,
+                 "continue the run in this directory from its last checkpoint")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--seed", f.seed, "overrides training.seed")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", f.threads, "CPU threads, 0 = all cores (overrides training.threads)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--force", f.force,
+               "resume although the config changed, or overwrite an existing run directory");
+  app.add_flag("--quiet,-q", f.quiet, "print nothing but errors");
+}
+
+int run_train(const TrainFlags& f) {
+  if (f.config.empty() && f.resume.empty())
+    throw UsageError("train: give --config FILE, or --resume DIR to continue a run");
+  TrainRequest req;
+  req.config_path = f.config;
+  req.overrides = f.set;
+  if (f.seed >= 0) req.overrides.push_back("training.seed=" + std::to_string(f.seed));
+  if (f.threads >= 0) req.overrides.push_back("training.threads=" + std::to_string(f.threads));
+  if (!f.device.empty()) req.overrides.push_back("training.device=\"" + f.device + "\"");
+  req.out_dir = f.out;
+  req.resume_dir = f.resume;
+  req.force = f.force;
+  req.quiet = f.quiet;
+  TrainResult r = run_training(req);
+  if (!f.quiet) std::cout << "run directory: " << r.run_dir << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+// Training is the default command: its flags work with or without "train".
+void add_train_command(CLI::App& app, CommandRun& run) {
+  auto top = std::make_shared<TrainFlags>();
+  add_train_flags(app, *top);
+  app.final_callback([&app, &run, top] {
+    if (!run && app.get_subcommands().empty() && (!top->config.empty() || !top->resume.empty()))
+      run = [top] { return run_train(*top); };
+  });
+  CLI::App* sub = app.add_subcommand("train", "train a model (the default command)");
+  auto flags = std::make_shared<TrainFlags>();
+  add_train_flags(*sub, *flags);
+  sub->callback([&run, flags] { run = [flags] { return run_train(*flags); }; });
+}
+
+}  // namespace st

@@ -1,0 +1,266 @@
+#include "report/report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace st {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+json read_json_or_throw(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot read");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(path + ": not valid JSON: " + e.what());
+  }
+}
+
+json last_metrics(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot read (is the run started?)");
+  std::string line;
+  json last;
+  while (std::getline(in, line)) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded()) last = j;
+  }
+  if (last.is_null()) throw std::runtime_error(path + ": no finished epoch yet");
+  return last;
+}
+
+// Leaf values of a JSON object by dotted path.
+void flatten(const json& j, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it)
+      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+  } else {
+    out[prefix] = j.is_string() ? j.get<std::string>() : j.dump();
+  }
+}
+
+// Settings always shown first, in the paper's order.
+const std::vector<std::pair<std::string, std::string>> kLeadSettings = {
+    {"optimizer.name", "optimizer"},
+    {"regularization.kind", "regularization"},
+    {"regularization.lambda", "lambda"}};
+
+// Keys that never make a row different in a way worth a column.
+bool ignored_setting(const std::string& key) {
+  static const std::vector<std::string> prefixes = {
+      "output.",      "statistics.",      "description",     "data.path",
+      "data.loader.", "training.threads", "training.device", "training.eval_every"};
+  for (const std::string& p : prefixes)
+    if (key.rfind(p, 0) == 0) return true;
+  return false;
+}
+
+double pct(double part, double whole) {
+  return whole > 0 ? 100.0 * part / whole : 0.0;
+}
+
+std::string fmt(double v, int digits = 1) {
+  if (v < 0) return "-";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+}  // namespace
+
+ReportTable build_report(const std::vector<std::string>& run_dirs) {
+  if (run_dirs.empty()) throw std::runtime_error("report: no run directories given");
+  std::vector<std::map<std::string, std::string>> settings;
+  std::vector<json> finals, configs;
+  std::vector<int64_t> layer_channels;
+  ReportTable t;
+  for (const std::string& dir : run_dirs) {
+    const json cfg = read_json_or_throw(dir + "/config.json");
+    std::map<std::string, std::string> flat;
+    flatten(cfg, "", flat);
+    settings.push_back(flat);
+    finals.push_back(last_metrics(dir + "/metrics.jsonl"));
+    configs.push_back(cfg);
+  }
+  // Layers from the first run with per-layer counts.
+  for (auto it = finals[0]["dead"]["gamma"].begin(); it != finals[0]["dead"]["gamma"].end(); ++it)
+    t.layers.push_back(it.key());
+
+  std::set<std::string> varying;
+  for (const auto& [key, value] : settings[0]) {
+    if (ignored_setting(key)) continue;
+    for (const auto& s : settings) {
+      auto it = s.find(key);
+      if (it == s.end() || it->second != value) varying.insert(key);
+    }
+  }
+  for (std::size_t i = 1; i < settings.size(); ++i)
+    for (const auto& [key, value] : settings[i])
+      if (!ignored_setting(key) && !settings[0].count(key)) varying.insert(key);
+  std::vector<std::string> keys;
+  for (const auto& [key, name] : kLeadSettings) {
+    keys.push_back(key);
+    t.setting_names.push_back(name);
+    varying.erase(key);
+  }
+  for (const std::string& k : varying) {
+    keys.push_back(k);
+    t.setting_names.push_back(k);
+  }
+
+  for (std::size_t r = 0; r < run_dirs.size(); ++r) {
+    ReportRow row;
+    row.run_dir = run_dirs[r];
+    for (const std::string& k : keys) {
+      auto it = settings[r].find(k);
+      // A layer list is too long for a cell; its presence is what tells the rows apart.
+      if (k == "model.layers" && it != settings[r].end())
+        row.settings.push_back("custom");
+      else
+        row.settings.push_back(it == settings[r].end() ? "-" : it->second);
+    }
+    const json& m = finals[r];
+    row.epochs = m.value("epoch", 0);
+    if (m.contains("test_acc")) row.test_error_pct = 100.0 * (1.0 - m["test_acc"].get<double>());
+    const double filters = m.value("filters_total", 0.0);
+    row.activation_source = m["dead"].contains("exact_eval")   ? "exact_eval"
+                            : m["dead"].contains("train_pass") ? "train_pass"
+                                                               : "";
+    // Per-layer channel counts, recorded in every metrics line.
+    std::map<std::string, double> channels;
+    if (m.contains("channels"))
+      for (auto it = m["channels"].begin(); it != m["channels"].end(); ++it)
+        channels[it.key()] = it.value().get<double>();
+    auto layer_pct = [&](const json& per_layer, const std::string& layer) {
+      if (!per_layer.contains(layer)) return -1.0;
+      auto c = channels.find(layer);
+      return c == channels.end() ? -1.0 : pct(per_layer[layer].get<double>(), c->second);
+    };
+    for (const std::string& layer : t.layers) {
+      row.dead_gamma_pct.push_back(layer_pct(m["dead"]["gamma"], layer));
+      row.dead_activation_pct.push_back(row.activation_source.empty()
+                                            ? -1.0
+                                            : layer_pct(m["dead"][row.activation_source], layer));
+    }
+    row.total_dead_gamma_pct = pct(m["dead_total"]["gamma"].get<double>(), filters);
+    if (!row.activation_source.empty())
+      row.total_dead_activation_pct =
+          pct(m["dead_total"][row.activation_source].get<double>(), filters);
+    const std::string export_report = run_dirs[r] + "/export/export_report.json";
+    if (fs::exists(export_report)) {
+      json e = read_json_or_throw(export_report);
+      if (e.contains("params") && e.contains("flops")) {
+        row.params_kept_pct =
+            pct(e["params"]["after"].get<double>(), e["params"]["before"].get<double>());
+        row.flops_kept_pct =
+            pct(e["flops"]["after"].get<double>(), e["flops"]["before"].get<double>());
+      }
+    }
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+namespace {
+
+std::vector<std::string> header(const ReportTable& t) {
+  std::vector<std::string> h = t.setting_names;
+  h.push_back("epochs");
+  for (const std::string& l : t.layers) h.push_back(l + " %dead act");
+  h.push_back("total %dead act");
+  for (const std::string& l : t.layers) h.push_back(l + " %dead gamma");
+  h.push_back("total %dead gamma");
+  h.push_back("test error %");
+  h.push_back("params kept %");
+  h.push_back("FLOPs kept %");
+  h.push_back("activation source");
+  h.push_back("run");
+  return h;
+}
+
+std::vector<std::string> cells(const ReportRow& r) {
+  std::vector<std::string> c = r.settings;
+  c.push_back(std::to_string(r.epochs));
+  for (double v : r.dead_activation_pct) c.push_back(fmt(v));
+  c.push_back(fmt(r.total_dead_activation_pct));
+  for (double v : r.dead_gamma_pct) c.push_back(fmt(v));
+  c.push_back(fmt(r.total_dead_gamma_pct));
+  c.push_back(fmt(r.test_error_pct, 2));
+  c.push_back(fmt(r.params_kept_pct));
+  c.push_back(fmt(r.flops_kept_pct));
+  c.push_back(r.activation_source.empty() ? "-" : r.activation_source);
+  c.push_back(r.run_dir);
+  return c;
+}
+
+std::string csv_cell(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+}  // namespace
+
+std::string report_markdown(const ReportTable& t) {
+  std::ostringstream os;
+  auto row = [&](const std::vector<std::string>& c) {
+    os << "|";
+    for (const std::string& s : c) os << " " << s << " |";
+    os << "\n";
+  };
+  const auto h = header(t);
+  row(h);
+  os << "|";
+  for (std::size_t i = 0; i < h.size(); ++i) os << "---|";
+  os << "\n";
+  for (const ReportRow& r : t.rows) row(cells(r));
+  return os.str();
+}
+
+std::string report_csv(const ReportTable& t) {
+  std::ostringstream os;
+  auto row = [&](const std::vector<std::string>& c) {
+    for (std::size_t i = 0; i < c.size(); ++i) os << (i ? "," : "") << csv_cell(c[i]);
+    os << "\n";
+  };
+  row(header(t));
+  for (const ReportRow& r : t.rows) row(cells(r));
+  return os.str();
+}
+
+json report_json(const ReportTable& t) {
+  json rows = json::array();
+  for (const ReportRow& r : t.rows) {
+    json settings = json::object();
+    for (std::size_t i = 0; i < t.setting_names.size(); ++i)
+      settings[t.setting_names[i]] = r.settings[i];
+    json layers = json::object();
+    for (std::size_t i = 0; i < t.layers.size(); ++i)
+      layers[t.layers[i]] = {{"dead_activation_pct", r.dead_activation_pct[i]},
+                             {"dead_gamma_pct", r.dead_gamma_pct[i]}};
+    rows.push_back({{"run", r.run_dir},
+                    {"settings", settings},
+                    {"epochs", r.epochs},
+                    {"activation_source", r.activation_source},
+                    {"layers", layers},
+                    {"total_dead_activation_pct", r.total_dead_activation_pct},
+                    {"total_dead_gamma_pct", r.total_dead_gamma_pct},
+                    {"test_error_pct", r.test_error_pct},
+                    {"params_kept_pct", r.params_kept_pct},
+                    {"flops_kept_pct", r.flops_kept_pct}});
+  }
+  return {{"layers", t.layers}, {"settings", t.setting_names}, {"rows", rows}};
+}
+
+}  // namespace st

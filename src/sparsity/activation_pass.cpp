@@ -1,0 +1,54 @@
+#include "sparsity/activation_pass.h"
+
+namespace st {
+
+ActivationRecorder make_block_recorder(const Model& model) {
+  std::vector<ActivationRecorder::Layer> layers;
+  for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) layers.push_back({b.name, b.channels});
+  return ActivationRecorder(std::move(layers));
+}
+
+void record_block_maxima(const Model& model, ActivationRecorder& recorder,
+                         std::vector<Tensor>& scratch) {
+  const auto& blocks = model.conv_bn_relu_blocks();
+  scratch.resize(blocks.size());
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const Tensor& h = model.activation(blocks[i].relu);
+    const Shape want{h.dim(0), blocks[i].channels};
+    if (scratch[i].shape() != want || scratch[i].device() != h.device())
+      scratch[i] = Tensor(want, DType::F32, h.device());
+    model.backend().channel_absmax(h, scratch[i]);
+    recorder.record(static_cast<int>(i),
+                    scratch[i].device() == Device::CPU ? scratch[i] : scratch[i].to(Device::CPU));
+  }
+}
+
+void record_exact_pass(Model& model, const data::Dataset& data, const data::Normalization& norm,
+                       int64_t batch_size, ActivationRecorder& recorder) {
+  data::LoaderOptions o;
+  o.batch_size = batch_size;
+  o.shuffle = false;
+  o.normalization = norm;
+  data::BatchLoader loader(data, o);
+  loader.start_epoch(0);
+  std::vector<Tensor> scratch;
+  while (auto batch = loader.next()) {
+    model.forward(batch->images, /*train=*/false);
+    record_block_maxima(model, recorder, scratch);
+  }
+}
+
+std::vector<std::vector<float>> block_bn_values(const Model& model, const char* suffix) {
+  std::vector<std::vector<float>> out;
+  for (const ConvBNReLU& b : model.conv_bn_relu_blocks())
+    out.push_back(model.tensor(model.specs()[b.bn].name + suffix).to_vector_f32());
+  return out;
+}
+
+std::vector<LayerStats> block_stats(const Model& model, const ActivationRecorder& recorder,
+                                    const StatsThresholds& thresholds) {
+  return recorder.finalize(block_bn_values(model, ".weight"), block_bn_values(model, ".bias"),
+                           thresholds);
+}
+
+}  // namespace st

@@ -1,0 +1,439 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "backend/cpu/cpu_backend.h"
+#include "config/override.h"
+#include "io/checkpoint.h"
+#include "nn/layer_json.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "sparsity/activation_pass.h"
+#include "tensor/random.h"
+#include "train/experiment_data.h"
+#include "train/progress.h"
+#include "train/run_dir.h"
+
+namespace st {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::vector<LayerSpec> model_layers(const ModelConfig& config) {
+  if (config.uses_preset()) return make_preset(config.preset, config.width);
+  return layers_from_json(config.layers, "model.layers");
+}
+
+ExperimentConfig read_run_config(const std::string& run_dir) {
+  RunPaths paths{run_dir};
+  if (!fs::exists(paths.config()))
+    throw ConfigError(run_dir, "", "not a run directory (no config.json)");
+  return parse_experiment(read_json_file(paths.config()), paths.config(), {.check_files = false});
+}
+
+namespace {
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  int64_t images = 0;
+};
+
+EvalResult evaluate(Model& model, const data::Dataset& set, const data::Normalization& norm,
+                    int64_t batch_size) {
+  Backend& be = model.backend();
+  data::BatchLoader loader(set, eval_loader_options(batch_size, norm));
+  loader.start_epoch(0);
+  EvalResult r;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  Tensor probs;
+  while (auto batch = loader.next()) {
+    const Tensor& logits = model.forward(batch->images, /*train=*/false);
+    Tensor labels = batch->labels.to(logits.device());
+    if (probs.shape() != logits.shape())
+      probs = Tensor(logits.shape(), DType::F32, logits.device());
+    loss_sum += be.softmax_xent_forward(logits, labels, probs) * static_cast<double>(batch->size());
+    correct += be.count_correct(logits, labels);
+    r.images += batch->size();
+  }
+  if (r.images > 0) {
+    r.loss = loss_sum / static_cast<double>(r.images);
+    r.accuracy = static_cast<double>(correct) / static_cast<double>(r.images);
+  }
+  return r;
+}
+
+Schedule make_schedule(const ExperimentConfig& c) {
+  Schedule s;
+  s.kind = c.schedule.kind;
+  s.base_lr = c.optimizer.hyper.lr;
+  s.step_size = c.schedule.step_size > 0 ? c.schedule.step_size : 1;
+  s.gamma = c.schedule.gamma;
+  s.milestones.assign(c.schedule.milestones.begin(), c.schedule.milestones.end());
+  s.total = std::max(1, c.training.epochs);
+  s.min_lr = c.schedule.min_lr;
+  s.warmup = c.schedule.warmup_epochs;
+  s.warmup_start_factor = c.schedule.warmup_start_factor;
+  return s;
+}
+
+std::set<ParamGroup> regularized_groups(const RegularizationConfig& r) {
+  return std::set<ParamGroup>(r.groups.begin(), r.groups.end());
+}
+
+json selectivity_json(const SelectivitySummary& s) {
+  return {{"live", s.live}, {"mean", s.mean}, {"p10", s.p10}, {"median", s.median}, {"p90", s.p90}};
+}
+
+json filters_json(const std::vector<LayerStats>& stats, const Model& model, const char* source,
+                  int epoch, const StatsThresholds& t) {
+  json layers = json::array();
+  const auto& blocks = model.conv_bn_relu_blocks();
+  for (std::size_t i = 0; i < stats.size(); ++i) {
+    const LayerStats& l = stats[i];
+    json filters = json::array();
+    for (std::size_t f = 0; f < l.filters.size(); ++f) {
+      const FilterStat& fs = l.filters[f];
+      filters.push_back({{"index", f},
+                         {"max_activation", fs.max_activation},
+                         {"gamma", fs.gamma},
+                         {"beta", fs.beta},
+                         {"dead_activation", fs.dead_activation},
+                         {"dead_gamma", fs.dead_gamma},
+                         {"selectivity", fs.selectivity}});
+    }
+    layers.push_back({{"name", l.name},
+                      {"bn", model.specs()[blocks[i].bn].name},
+                      {"relu", model.specs()[blocks[i].relu].name},
+                      {"channels", l.channels},
+                      {"dead_activation", l.dead_activation},
+                      {"dead_gamma", l.dead_gamma},
+                      {"selectivity", selectivity_json(l.selectivity)},
+                      {"filters", filters}});
+  }
+  return {{"source", source},
+          {"epoch", epoch},
+          {"thresholds",
+           {{"activation", t.activation}, {"gamma", t.gamma}, {"selectivity", t.selectivity}}},
+          {"layers", layers}};
+}
+
+// Per-layer counts for metrics.jsonl and the compact line.
+void add_activation_stats(json& rec, const char* source, const std::vector<LayerStats>& stats) {
+  json dead = json::object(), sel = json::object();
+  int64_t total = 0;
+  for (const LayerStats& l : stats) {
+    dead[l.name] = l.dead_activation;
+    sel[l.name] = selectivity_json(l.selectivity);
+    total += l.dead_activation;
+  }
+  rec["dead"][source] = dead;
+  rec["dead_total"][source] = total;
+  rec["selectivity"][source] = sel;
+}
+
+std::string counts_text(const json& per_layer, int64_t total, int64_t filters) {
+  std::ostringstream os;
+  for (auto it = per_layer.begin(); it != per_layer.end(); ++it)
+    os << (it == per_layer.begin() ? "" : " ") << it.value().get<int64_t>();
+  os << " = " << total << "/" << filters;
+  return os.str();
+}
+
+std::string epoch_line(const json& r, int epochs) {
+  char head[256];
+  std::snprintf(head, sizeof head, "epoch %3d/%d | train %.4f %5.1f%% | ", r["epoch"].get<int>(),
+                epochs, r["train_loss"].get<double>(), 100 * r["train_acc"].get<double>());
+  std::string s = head;
+  if (r.contains("test_loss")) {
+    char t[96];
+    std::snprintf(t, sizeof t, "test %.4f %5.1f%% | ", r["test_loss"].get<double>(),
+                  100 * r["test_acc"].get<double>());
+    s += t;
+  }
+  const int64_t filters = r["filters_total"].get<int64_t>();
+  for (const char* src : {"exact_eval", "train_pass"}) {
+    if (!r["dead"].contains(src)) continue;
+    s += std::string("dead[") + src + "] " +
+         counts_text(r["dead"][src], r["dead_total"][src].get<int64_t>(), filters) + " | ";
+  }
+  s += "dead[gamma] " +
+       counts_text(r["dead"]["gamma"], r["dead_total"]["gamma"].get<int64_t>(), filters);
+  char tail[96];
+  std::snprintf(tail, sizeof tail, " | lr %.2e | %.1fs %.0f img/s", r["lr"].get<double>(),
+                r["epoch_time_s"].get<double>(), r["images_per_sec"].get<double>());
+  return s + tail;
+}
+
+void remove_old_run(const RunPaths& p) {
+  for (const std::string& f : {p.metrics(), p.summary(), p.config()}) fs::remove(f);
+  fs::remove_all(p.stats_dir());
+  fs::remove_all(p.checkpoints_dir());
+}
+
+// Keeps the newest `keep` epoch checkpoints (0 keeps all).
+void prune_checkpoints(const RunPaths& p, int keep, int newest_epoch) {
+  if (keep <= 0) return;
+  for (int e = newest_epoch - keep; e >= 1; --e) {
+    if (!fs::exists(p.epoch_checkpoint(e))) break;
+    fs::remove(p.epoch_checkpoint(e));
+  }
+}
+
+// The epoch file is written atomically, then linked into place as last.safetensors
+// (a rename, so a reader never sees a half-written "last").
+void write_checkpoint(const RunPaths& p, int epoch, const Model& model, const Optimizer& opt,
+                      const json& meta, int keep) {
+  const std::string file = p.epoch_checkpoint(epoch);
+  save_checkpoint(file, model, &opt, meta);
+  const std::string tmp = p.last_checkpoint() + ".tmp";
+  fs::remove(tmp);
+  fs::create_hard_link(file, tmp);
+  fs::rename(tmp, p.last_checkpoint());
+  prune_checkpoints(p, keep, epoch);
+}
+
+struct ResolvedRun {
+  ExperimentConfig config;
+  RunPaths paths;
+  bool resuming = false;
+};
+
+ResolvedRun resolve_run(const TrainRequest& req) {
+  ResolvedRun r;
+  if (!req.resume_dir.empty()) {
+    r.resuming = true;
+    r.paths.dir = req.resume_dir;
+    ExperimentConfig saved = read_run_config(req.resume_dir);
+    json raw = req.config_path.empty() ? read_json_file(r.paths.config())
+                                       : read_json_file(req.config_path);
+    apply_overrides(raw, req.overrides);
+    r.config = parse_experiment(raw, req.config_path.empty() ? r.paths.config() : req.config_path);
+    if (!req.force) check_resume_compatible(saved, r.config);
+  } else {
+    if (req.config_path.empty()) throw ConfigError("--config", "", "a config file is required");
+    r.config = load_experiment(req.config_path, req.overrides);
+    r.paths.dir = req.out_dir.empty() ? r.config.output.dir : req.out_dir;
+    if (fs::exists(RunPaths{r.paths.dir}.config()) && !req.force)
+      throw ConfigError("--out", "",
+                        "'" + r.paths.dir + "' already holds a run; continue it with --resume " +
+                            r.paths.dir + ", or overwrite it with --force");
+  }
+  r.config.output.dir = r.paths.dir;
+  if (r.config.training.epochs < 1) throw ConfigError("training.epochs", "", "must be at least 1");
+  return r;
+}
+
+}  // namespace
+
+TrainResult run_training(const TrainRequest& req) {
+  const auto run_start = Clock::now();
+  ResolvedRun run = resolve_run(req);
+  const ExperimentConfig& cfg = run.config;
+  const RunPaths& paths = run.paths;
+  Progress progress(cfg.output.progress, req.quiet);
+
+  set_cpu_threads(cfg.training.threads);
+  std::unique_ptr<Backend> backend = make_backend(device_choice_name(cfg.training.device));
+  ExperimentData data = load_experiment_data(cfg.data);
+  const data::Dataset& train = data.train;
+
+  Model model(model_layers(cfg.model), {train.channels, train.height, train.width}, train.classes,
+              *backend);
+  model.init_parameters(cfg.training.seed);
+  model.set_dropout_seed(splitmix64(cfg.training.seed ^ 0xD40F0017ull));
+  const double lambda = cfg.regularization.kind == RegKind::None ? 0 : cfg.regularization.lambda;
+  Optimizer opt(cfg.optimizer.hyper, cfg.regularization.kind, lambda,
+                regularized_groups(cfg.regularization), model);
+  const Schedule schedule = make_schedule(cfg);
+
+  int start_epoch = 0;
+  double elapsed_before = 0;
+  if (run.resuming && fs::exists(paths.last_checkpoint())) {
+    Checkpoint ck = Checkpoint::load(paths.last_checkpoint());
+    ck.load_model_state(model);
+    ck.load_optimizer_state(opt);
+    start_epoch = ck.meta().at("epoch").get<int>();
+    model.set_dropout_calls(ck.meta().at("dropout_calls").get<uint64_t>());
+    elapsed_before = ck.meta().value("elapsed_s", 0.0);
+  }
+  if (run.resuming) {
+    truncate_metrics(paths.metrics(), start_epoch);
+  } else {
+    remove_old_run(paths);
+  }
+  fs::create_directories(paths.checkpoints_dir());
+  fs::create_directories(paths.stats_dir());
+  write_json_atomic(paths.config(), to_json(cfg));
+
+  int64_t filters_total = 0;
+  for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) filters_total += b.channels;
+  progress.line(
+      "run " + paths.dir + ": " + train.description + ", " + std::to_string(train.size()) +
+      " training images, " + std::to_string(model.num_params()) + " parameters, " +
+      std::to_string(filters_total) + " filters in " +
+      std::to_string(model.conv_bn_relu_blocks().size()) + " conv-BN-ReLU blocks, " +
+      backend->name() +
+      (start_epoch > 0 ? ", resuming after epoch " + std::to_string(start_epoch) : std::string()));
+
+  const StatsThresholds thresholds{cfg.statistics.activation.threshold,
+                                   cfg.statistics.gamma_threshold,
+                                   cfg.statistics.selectivity_threshold};
+  data::BatchLoader loader(train, train_loader_options(cfg, data.normalization));
+  ActivationRecorder train_pass = make_block_recorder(model);
+  std::vector<Tensor> scratch;
+  Tensor probs, dlogits;
+  const int epochs = cfg.training.epochs;
+  json last_record, final_filters;
+  double best_test_acc = -1;
+
+  for (int epoch = start_epoch; epoch < epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    const double lr = scheduled_lr(schedule, epoch);
+    const double decay_lr = cfg.regularization.decay_lr(lr, cfg.optimizer.hyper.lr);
+    loader.start_epoch(epoch);
+    loader.reset_wait_seconds();
+    train_pass.reset();
+    progress.epoch_begin(epoch + 1, epochs, loader.batches_per_epoch());
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0, done = 0;
+    while (auto batch = loader.next()) {
+      const Tensor& logits = model.forward(batch->images, /*train=*/true);
+      Tensor labels = batch->labels.to(logits.device());
+      if (probs.shape() != logits.shape()) {
+        probs = Tensor(logits.shape(), DType::F32, logits.device());
+        dlogits = Tensor(logits.shape(), DType::F32, logits.device());
+      }
+      const double loss = backend->softmax_xent_forward(logits, labels, probs);
+      if (!std::isfinite(loss))
+        throw std::runtime_error("training diverged: loss is " + std::to_string(loss) +
+                                 " at epoch " + std::to_string(epoch + 1) + ", batch " +
+                                 std::to_string(done + 1) + " (try a lower optimizer.lr)");
+      correct += backend->count_correct(logits, labels);
+      if (cfg.statistics.activation.train_pass) record_block_maxima(model, train_pass, scratch);
+      backend->softmax_xent_backward(probs, labels, dlogits);
+      model.backward(dlogits);
+      opt.step(model, lr, decay_lr);
+      loss_sum += loss * static_cast<double>(batch->size());
+      seen += batch->size();
+      progress.batch_done(++done, loss_sum / static_cast<double>(seen));
+    }
+    backend->synchronize();
+    const double train_time = seconds_since(epoch_start);
+
+    json rec;
+    rec["epoch"] = epoch + 1;
+    rec["lr"] = lr;
+    rec["train_loss"] = seen ? loss_sum / static_cast<double>(seen) : 0.0;
+    rec["train_acc"] = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
+    const bool last_epoch = epoch + 1 == epochs;
+    const bool eval_due = last_epoch || (epoch + 1) % std::max(1, cfg.training.eval_every) == 0;
+    const int64_t eval_batch = std::max<int64_t>(cfg.training.batch_size, 256);
+    if (eval_due && data.validation) {
+      EvalResult v = evaluate(model, *data.validation, data.normalization, eval_batch);
+      rec["val_loss"] = v.loss;
+      rec["val_acc"] = v.accuracy;
+    }
+    if (eval_due && data.test) {
+      EvalResult t = evaluate(model, *data.test, data.normalization, eval_batch);
+      rec["test_loss"] = t.loss;
+      rec["test_acc"] = t.accuracy;
+      best_test_acc = std::max(best_test_acc, t.accuracy);
+    }
+
+    // Statistics: BN scale always; activations from the training passes and/or exactly.
+    rec["filters_total"] = filters_total;
+    for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) rec["channels"][b.name] = b.channels;
+    json gamma_dead = json::object();
+    int64_t gamma_total = 0;
+    {
+      auto gammas = block_bn_values(model, ".weight");
+      auto counts = count_dead_by_gamma(gammas, thresholds.gamma);
+      for (std::size_t i = 0; i < counts.size(); ++i) {
+        gamma_dead[model.conv_bn_relu_blocks()[i].name] = counts[i];
+        gamma_total += counts[i];
+      }
+    }
+    rec["dead"]["gamma"] = gamma_dead;
+    rec["dead_total"]["gamma"] = gamma_total;
+    std::vector<LayerStats> train_stats, exact_stats;
+    if (cfg.statistics.activation.train_pass) {
+      train_stats = block_stats(model, train_pass, thresholds);
+      add_activation_stats(rec, "train_pass", train_stats);
+    }
+    const int every = cfg.statistics.activation.exact_every;
+    if ((every > 0 && (epoch + 1) % every == 0) ||
+        (last_epoch && cfg.statistics.activation.exact_final)) {
+      const auto t0 = Clock::now();
+      ActivationRecorder exact = make_block_recorder(model);
+      record_exact_pass(model, train, data.normalization, eval_batch, exact);
+      exact_stats = block_stats(model, exact, thresholds);
+      add_activation_stats(rec, "exact_eval", exact_stats);
+      rec["exact_pass_s"] = seconds_since(t0);
+    }
+    const double epoch_time = seconds_since(epoch_start);
+    rec["epoch_time_s"] = epoch_time;
+    rec["train_time_s"] = train_time;
+    rec["elapsed_s"] = elapsed_before + seconds_since(run_start);
+    rec["images_per_sec"] = train_time > 0 ? static_cast<double>(seen) / train_time : 0.0;
+    rec["loader_wait_fraction"] = train_time > 0 ? loader.wait_seconds() / train_time : 0.0;
+
+    // metrics first, then the checkpoint: a run killed in between redoes this epoch
+    // on resume and rewrites the same line.
+    append_jsonl(paths.metrics(), rec);
+    progress.line(epoch_line(rec, epochs));
+    last_record = rec;
+
+    if (last_epoch && cfg.statistics.per_filter_final) {
+      const bool exact = !exact_stats.empty();
+      if (exact || !train_stats.empty())
+        final_filters = filters_json(exact ? exact_stats : train_stats, model,
+                                     exact ? "exact_eval" : "train_pass", epoch + 1, thresholds);
+    }
+    const int ck_every = cfg.output.checkpoint_every;
+    if (last_epoch || (ck_every > 0 && (epoch + 1) % ck_every == 0)) {
+      json meta = {
+          {"epoch", epoch + 1},
+          {"dropout_calls", model.dropout_calls()},
+          {"elapsed_s", rec["elapsed_s"]},
+          {"config", to_json(cfg)},
+          {"config_fingerprint", config_fingerprint(cfg)},
+          {"normalization", {{"mean", data.normalization.mean}, {"std", data.normalization.std}}},
+          {"last_metrics", rec}};
+      write_checkpoint(paths, epoch + 1, model, opt, meta, cfg.output.keep_checkpoints);
+    }
+  }
+
+  if (!final_filters.is_null()) write_json_atomic(paths.filters_final(), final_filters);
+  if (last_record.is_null()) {
+    // Nothing left to train: the run was already complete.
+    std::vector<json> records = truncate_metrics(paths.metrics(), epochs);
+    if (!records.empty()) last_record = records.back();
+  }
+  json summary = {{"status", "completed"},
+                  {"run_dir", paths.dir},
+                  {"epochs", epochs},
+                  {"config_fingerprint", config_fingerprint(cfg)},
+                  {"params", model.num_params()},
+                  {"flops_per_image", model.flops_per_image()},
+                  {"filters_total", filters_total},
+                  {"final", last_record}};
+  if (best_test_acc >= 0) summary["best_test_acc_this_session"] = best_test_acc;
+  write_json_atomic(paths.summary(), summary);
+  return {paths.dir, summary};
+}
+
+}  // namespace st

@@ -1,0 +1,38 @@
+// The epoch loop: config -> data + model + optimizer -> epochs -> metrics,
+// statistics and checkpoints in a run directory. Resumes exactly.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "config/experiment.h"
+#include "nn/layer_spec.h"
+
+namespace st {
+
+struct TrainRequest {
+  std::string config_path;             // may be empty when resuming (the run's config is used)
+  std::vector<std::string> overrides;  // "key.path=value", applied before validation
+  std::string out_dir;                 // empty: output.dir of the config
+  std::string resume_dir;              // continue this run from its last checkpoint
+  bool force = false;                  // resume despite a changed config; overwrite an existing run
+  bool quiet = false;
+};
+
+struct TrainResult {
+  std::string run_dir;
+  nlohmann::json summary;
+};
+
+// Throws ConfigError for a bad config or request (exit code 2) and other
+// exceptions for runtime failures.
+TrainResult run_training(const TrainRequest& request);
+
+// The layer list a model config describes.
+std::vector<LayerSpec> model_layers(const ModelConfig& config);
+
+// The config of a run directory's config.json or of a checkpoint.
+ExperimentConfig read_run_config(const std::string& run_dir);
+
+}  // namespace st
