@@ -60,43 +60,55 @@ Tiling plan_tiling(const WindowDims& d, int team) {
   return t;
 }
 
-// --- The kernel transforms, on one 3x3 kernel / 4x4 tile (O * C of them). ---
+// --- The kernel transforms, for the C kernels of one output channel at once. ---
+//
+// The kernels are held transposed, gt[k * C + c] being tap k of kernel c, so
+// that the loops over c read and write contiguous arrays and vectorize.
 
-// u = G g G^T, with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+// u[p * stride + c] = (G g_c G^T)[p], with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 template <typename T>
-inline void kernel_transform(const T g[9], T u[16]) {
-  T r[12];  // G g: 4 x 3
-  for (int j = 0; j < 3; ++j) {
-    const T a = g[j], b = g[3 + j], c = g[6 + j];
-    r[0 * 3 + j] = a;
-    r[1 * 3 + j] = T(0.5) * (a + b + c);
-    r[2 * 3 + j] = T(0.5) * (a - b + c);
-    r[3 * 3 + j] = c;
-  }
-  for (int i = 0; i < 4; ++i) {
-    const T a = r[i * 3], b = r[i * 3 + 1], c = r[i * 3 + 2];
-    u[i * 4 + 0] = a;
-    u[i * 4 + 1] = T(0.5) * (a + b + c);
-    u[i * 4 + 2] = T(0.5) * (a - b + c);
-    u[i * 4 + 3] = c;
+void kernel_transform_row(const T* __restrict gt, int64_t cn, int64_t stride, T* __restrict u) {
+  // The 16 planes of u never overlap (stride >= cn): every iteration is independent.
+#pragma omp simd
+  for (int64_t c = 0; c < cn; ++c) {
+    T r[12];  // G g: 4 x 3
+    for (int j = 0; j < 3; ++j) {
+      const T a = gt[j * cn + c], b = gt[(3 + j) * cn + c], e = gt[(6 + j) * cn + c];
+      r[j] = a;
+      r[3 + j] = T(0.5) * (a + b + e);
+      r[6 + j] = T(0.5) * (a - b + e);
+      r[9 + j] = e;
+    }
+    for (int i = 0; i < 4; ++i) {
+      const T a = r[3 * i], b = r[3 * i + 1], e = r[3 * i + 2];
+      u[(4 * i + 0) * stride + c] = a;
+      u[(4 * i + 1) * stride + c] = T(0.5) * (a + b + e);
+      u[(4 * i + 2) * stride + c] = T(0.5) * (a - b + e);
+      u[(4 * i + 3) * stride + c] = e;
+    }
   }
 }
 
-// g = G^T m G (4x4 -> 3x3): the adjoint of kernel_transform.
+// gt[k * C + c] = (G^T m_c G)[k] (4x4 -> 3x3), the adjoint of
+// kernel_transform_row, with m[p * C + c] the transformed-domain gradient.
 template <typename T>
-inline void kernel_transform_adjoint(const T m[16], T g[9]) {
-  T r[12];  // G^T m: 3 x 4
-  for (int j = 0; j < 4; ++j) {
-    const T a = m[j], b = m[4 + j], c = m[8 + j], e = m[12 + j];
-    r[0 * 4 + j] = a + T(0.5) * (b + c);
-    r[1 * 4 + j] = T(0.5) * (b - c);
-    r[2 * 4 + j] = T(0.5) * (b + c) + e;
-  }
-  for (int i = 0; i < 3; ++i) {
-    const T a = r[i * 4], b = r[i * 4 + 1], c = r[i * 4 + 2], e = r[i * 4 + 3];
-    g[i * 3 + 0] = a + T(0.5) * (b + c);
-    g[i * 3 + 1] = T(0.5) * (b - c);
-    g[i * 3 + 2] = T(0.5) * (b + c) + e;
+void kernel_adjoint_row(const T* __restrict m, int64_t cn, T* __restrict gt) {
+#pragma omp simd
+  for (int64_t c = 0; c < cn; ++c) {
+    T r[12];  // G^T m: 3 x 4
+    for (int j = 0; j < 4; ++j) {
+      const T a = m[j * cn + c], b = m[(4 + j) * cn + c], e = m[(8 + j) * cn + c],
+              f = m[(12 + j) * cn + c];
+      r[j] = a + T(0.5) * (b + e);
+      r[4 + j] = T(0.5) * (b - e);
+      r[8 + j] = T(0.5) * (b + e) + f;
+    }
+    for (int i = 0; i < 3; ++i) {
+      const T a = r[4 * i], b = r[4 * i + 1], e = r[4 * i + 2], f = r[4 * i + 3];
+      gt[(3 * i + 0) * cn + c] = a + T(0.5) * (b + e);
+      gt[(3 * i + 1) * cn + c] = T(0.5) * (b - e);
+      gt[(3 * i + 2) * cn + c] = T(0.5) * (b + e) + f;
+    }
   }
 }
 
@@ -133,6 +145,69 @@ void split_row(const T* plane, int64_t h, int64_t w, int64_t y, int64_t pad, int
   }
 }
 
+// In place: (r0, r1, r2, r3) <- (r0 - r2, r1 + r2, r2 - r1, r1 - r3), B^T's rows.
+template <typename T>
+void combine_rows_bt(T* __restrict r0, T* __restrict r1, T* __restrict r2, T* __restrict r3,
+                     int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    const T a = r0[k], b = r1[k], c = r2[k], e = r3[k];
+    r0[k] = a - c, r1[k] = b + c, r2[k] = c - b, r3[k] = b - e;
+  }
+}
+
+// (o0, o1, o2, o3) = (a, b - c + e, c + b - a, -e), B's rows.
+template <typename T>
+void combine_rows_b(const T* __restrict a, const T* __restrict b, const T* __restrict c,
+                    const T* __restrict e, int64_t n, T* __restrict o0, T* __restrict o1,
+                    T* __restrict o2, T* __restrict o3) {
+  for (int64_t k = 0; k < n; ++k) {
+    o0[k] = a[k];
+    o1[k] = b[k] - c[k] + e[k];
+    o2[k] = c[k] + b[k] - a[k];
+    o3[k] = -e[k];
+  }
+}
+
+// Adds tile tx's row (a, b, c, e) B^T = (a, b - c + e, c + b - a, -e) onto the
+// split padded row: columns E[tx], O[tx], E[tx + 1], O[tx + 1].
+template <typename T>
+void add_columns_bt(const T* __restrict a, const T* __restrict b, const T* __restrict c,
+                    const T* __restrict e, int64_t tw, T* __restrict E, T* __restrict O) {
+  for (int64_t tx = 0; tx < tw; ++tx) {
+    E[tx] += a[tx];
+    O[tx] += b[tx] - c[tx] + e[tx];
+  }
+  for (int64_t tx = 0; tx < tw; ++tx) {
+    E[tx + 1] += c[tx] + b[tx] - a[tx];
+    O[tx + 1] -= e[tx];
+  }
+}
+
+template <typename T>
+void sum3(const T* __restrict a, const T* __restrict b, const T* __restrict c, int64_t n,
+          T* __restrict out) {
+  for (int64_t k = 0; k < n; ++k) out[k] = a[k] + b[k] + c[k];
+}
+
+template <typename T>
+void diff3(const T* __restrict a, const T* __restrict b, const T* __restrict c, int64_t n,
+           T* __restrict out) {
+  for (int64_t k = 0; k < n; ++k) out[k] = a[k] - b[k] - c[k];
+}
+
+// One output row from the tile row's A^T-combined rows q0..q3: column 2 tx is
+// q0 + q1 + q2, column 2 tx + 1 is q1 - q2 - q3 (A^T along columns), plus bias.
+template <typename T>
+void output_row(const T* __restrict q0, const T* __restrict q1, const T* __restrict q2,
+                const T* __restrict q3, T bias, int64_t tw, T* __restrict even, T* __restrict odd,
+                T* __restrict out) {
+  for (int64_t tx = 0; tx < tw; ++tx) {
+    even[tx] = q0[tx] + q1[tx] + q2[tx] + bias;
+    odd[tx] = q1[tx] - q2[tx] - q3[tx] + bias;
+  }
+  for (int64_t tx = 0; tx < tw; ++tx) out[2 * tx] = even[tx], out[2 * tx + 1] = odd[tx];
+}
+
 // v[p][c][col] = (B^T d B)[p] for every channel and tile of images [n0, n0 + nb), with
 // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
 template <typename T>
@@ -152,21 +227,17 @@ void transform_inputs(const T* x, const WindowDims& d, const Tiling& t, int64_t 
         for (int i = 0; i < 4; ++i)
           split_row(plane, d.h, d.w, y0 + i, d.g.pad_w, half, line, e[i], o[i]);
         // B^T d: combine the rows, in place (each result needs rows 1 and 2 intact).
-        for (int64_t k = 0; k < half; ++k) {
-          const T e0 = e[0][k], e1 = e[1][k], e2 = e[2][k], e3 = e[3][k];
-          e[0][k] = e0 - e2, e[1][k] = e1 + e2, e[2][k] = e2 - e1, e[3][k] = e1 - e3;
-          const T o0 = o[0][k], o1 = o[1][k], o2 = o[2][k], o3 = o[3][k];
-          o[0][k] = o0 - o2, o[1][k] = o1 + o2, o[2][k] = o2 - o1, o[3][k] = o1 - o3;
-        }
+        combine_rows_bt(e[0], e[1], e[2], e[3], half);
+        combine_rows_bt(o[0], o[1], o[2], o[3], half);
         // (B^T d) B: combine the columns E[tx], O[tx], E[tx+1], O[tx+1].
         T* dst = v + c * cols + im * t.per_image + ty * tw;
         for (int i = 0; i < 4; ++i) {
-          const T* E = e[i];
-          const T* O = o[i];
-          T* d0 = dst + (i * 4 + 0) * stride;
-          T* d1 = dst + (i * 4 + 1) * stride;
-          T* d2 = dst + (i * 4 + 2) * stride;
-          T* d3 = dst + (i * 4 + 3) * stride;
+          const T* __restrict E = e[i];
+          const T* __restrict O = o[i];
+          T* __restrict d0 = dst + (i * 4 + 0) * stride;
+          T* __restrict d1 = dst + (i * 4 + 1) * stride;
+          T* __restrict d2 = dst + (i * 4 + 2) * stride;
+          T* __restrict d3 = dst + (i * 4 + 3) * stride;
           for (int64_t tx = 0; tx < tw; ++tx) {
             d0[tx] = E[tx] - E[tx + 1];
             d1[tx] = O[tx] + E[tx + 1];
@@ -176,6 +247,22 @@ void transform_inputs(const T* x, const WindowDims& d, const Tiling& t, int64_t 
         }
       }
     }
+}
+
+// Row i of z = A g A^T for a row of 2x2 tiles g (columns e0, o0 of the first
+// output row, e1, o1 of the second): (a, a + b, a - b, -b), where
+// a = s0 * e0 + s1 * e1 and b = s0 * o0 + s1 * o1 with (s0, s1) row i of A.
+template <typename T>
+void grad_row(const T* __restrict e0, const T* __restrict o0, const T* __restrict e1,
+              const T* __restrict o1, T s0, T s1, int64_t tw, T* __restrict d0, T* __restrict d1,
+              T* __restrict d2, T* __restrict d3) {
+  for (int64_t tx = 0; tx < tw; ++tx) {
+    const T a = s0 * e0[tx] + s1 * e1[tx], b = s0 * o0[tx] + s1 * o1[tx];
+    d0[tx] = a;
+    d1[tx] = a + b;
+    d2[tx] = a - b;
+    d3[tx] = -b;
+  }
 }
 
 // z[p][o][col] = (A g A^T)[p] for every 2x2 output-gradient tile g (zero where
@@ -198,18 +285,10 @@ void transform_output_grads(const T* dy, const WindowDims& d, const Tiling& t, i
         // Row i of A g is (a, b) = (g00, g01), (g00 + g10, g01 + g11),
         // (g00 - g10, g01 - g11), (-g10, -g11); then z[i] = (a, a + b, a - b, -b).
         for (int i = 0; i < 4; ++i) {
-          T* d0 = dst + (i * 4 + 0) * stride;
-          T* d1 = dst + (i * 4 + 1) * stride;
-          T* d2 = dst + (i * 4 + 2) * stride;
-          T* d3 = dst + (i * 4 + 3) * stride;
           const T s0 = i == 3 ? T(0) : T(1), s1 = i == 0 ? T(0) : (i == 1 ? T(1) : T(-1));
-          for (int64_t tx = 0; tx < tw; ++tx) {
-            const T a = s0 * e0[tx] + s1 * e1[tx], b = s0 * o0[tx] + s1 * o1[tx];
-            d0[tx] = a;
-            d1[tx] = a + b;
-            d2[tx] = a - b;
-            d3[tx] = -b;
-          }
+          T* row = dst + i * 4 * stride;
+          grad_row(e0, o0, e1, o1, s0, s1, tw, row, row + stride, row + 2 * stride,
+                   row + 3 * stride);
         }
       }
     }
@@ -222,7 +301,8 @@ void untransform_outputs(const T* m, const T* bias, const WindowDims& d, const T
   const int64_t cols = nb * t.per_image, stride = d.o * cols, tw = t.tw;
   RowWork<T> work(tw);
   T *r0 = work.at(0), *r1 = work.at(2);  // two output rows, 2 * tw wide
-  T *t0 = work.at(4), *t1 = work.at(5), *t2 = work.at(6), *t3 = work.at(7);
+  T* q[4] = {work.at(4), work.at(5), work.at(6), work.at(7)};
+  T *even = work.at(8), *odd = work.at(9);
   for (int64_t oc = 0; oc < d.o; ++oc) {
     const T b = bias ? bias[oc] : T(0);
     for (int64_t im = 0; im < nb; ++im) {
@@ -230,24 +310,12 @@ void untransform_outputs(const T* m, const T* bias, const WindowDims& d, const T
       for (int64_t ty = 0; ty < t.th; ++ty) {
         const T* src = m + oc * cols + im * t.per_image + ty * tw;
         const T* p[16];
-        for (int q = 0; q < kPoints; ++q) p[q] = src + q * stride;
+        for (int k = 0; k < kPoints; ++k) p[k] = src + k * stride;
         // A^T m: row 0 sums m's rows 0..2, row 1 is rows 1 - 2 - 3; then A^T along columns.
-        for (int64_t tx = 0; tx < tw; ++tx) {
-          t0[tx] = p[0][tx] + p[4][tx] + p[8][tx];
-          t1[tx] = p[1][tx] + p[5][tx] + p[9][tx];
-          t2[tx] = p[2][tx] + p[6][tx] + p[10][tx];
-          t3[tx] = p[3][tx] + p[7][tx] + p[11][tx];
-          r0[2 * tx] = t0[tx] + t1[tx] + t2[tx] + b;
-          r0[2 * tx + 1] = t1[tx] - t2[tx] - t3[tx] + b;
-        }
-        for (int64_t tx = 0; tx < tw; ++tx) {
-          t0[tx] = p[4][tx] - p[8][tx] - p[12][tx];
-          t1[tx] = p[5][tx] - p[9][tx] - p[13][tx];
-          t2[tx] = p[6][tx] - p[10][tx] - p[14][tx];
-          t3[tx] = p[7][tx] - p[11][tx] - p[15][tx];
-          r1[2 * tx] = t0[tx] + t1[tx] + t2[tx] + b;
-          r1[2 * tx + 1] = t1[tx] - t2[tx] - t3[tx] + b;
-        }
+        for (int j = 0; j < 4; ++j) sum3(p[j], p[4 + j], p[8 + j], tw, q[j]);
+        output_row(q[0], q[1], q[2], q[3], b, tw, even, odd, r0);
+        for (int j = 0; j < 4; ++j) diff3(p[4 + j], p[8 + j], p[12 + j], tw, q[j]);
+        output_row(q[0], q[1], q[2], q[3], b, tw, even, odd, r1);
         const int64_t yy = kOut * ty;
         std::copy(r0, r0 + d.ow, plane + yy * d.ow);
         if (yy + 1 < d.oh) std::copy(r1, r1 + d.ow, plane + (yy + 1) * d.ow);
@@ -276,29 +344,15 @@ void untransform_input_grads(const T* xg, const WindowDims& d, const Tiling& t, 
       for (int64_t ty = 0; ty < t.th; ++ty) {
         const T* src = xg + c * cols + im * t.per_image + ty * tw;
         const T* p[16];
-        for (int q = 0; q < kPoints; ++q) p[q] = src + q * stride;
+        for (int k = 0; k < kPoints; ++k) p[k] = src + k * stride;
         // B x: rows (x0, x1 - x2 + x3, x2 + x1 - x0, -x3).
         for (int j = 0; j < 4; ++j)
-          for (int64_t tx = 0; tx < tw; ++tx) {
-            const T a = p[j][tx], b = p[4 + j][tx], cc = p[8 + j][tx], e = p[12 + j][tx];
-            r[0][j][tx] = a;
-            r[1][j][tx] = b - cc + e;
-            r[2][j][tx] = cc + b - a;
-            r[3][j][tx] = -e;
-          }
+          combine_rows_b(p[j], p[4 + j], p[8 + j], p[12 + j], tw, r[0][j], r[1][j], r[2][j],
+                         r[3][j]);
         // (B x) B^T along the columns, added onto padded row 2 ty + i.
         for (int i = 0; i < 4; ++i) {
           T* E = acc.data() + (kOut * ty + i) * 2 * half;
-          T* O = E + half;
-          const T *a = r[i][0], *b = r[i][1], *cc = r[i][2], *e = r[i][3];
-          for (int64_t tx = 0; tx < tw; ++tx) {
-            E[tx] += a[tx];
-            O[tx] += b[tx] - cc[tx] + e[tx];
-          }
-          for (int64_t tx = 0; tx < tw; ++tx) {
-            E[tx + 1] += cc[tx] + b[tx] - a[tx];
-            O[tx + 1] -= e[tx];
-          }
+          add_columns_bt(r[i][0], r[i][1], r[i][2], r[i][3], tw, E, E + half);
         }
       }
       T* plane = dx + ((n0 + im) * d.c + c) * d.h * d.w;
@@ -314,14 +368,36 @@ void untransform_input_grads(const T* xg, const WindowDims& d, const Tiling& t, 
 // u[p][o][c] = (G w[o][c] G^T)[p], split across the calling team.
 template <typename T>
 void transform_kernels(const T* w, const WindowDims& d, T* u) {
-  const int64_t stride = d.o * d.c;
+  std::vector<T> gt(static_cast<std::size_t>(9 * d.c));
 #pragma omp for schedule(static)
-  for (int64_t o = 0; o < d.o; ++o)
-    for (int64_t c = 0; c < d.c; ++c) {
-      T out[16];
-      kernel_transform(w + (o * d.c + c) * 9, out);
-      for (int p = 0; p < kPoints; ++p) u[p * stride + o * d.c + c] = out[p];
+  for (int64_t o = 0; o < d.o; ++o) {
+    const T* wo = w + o * d.c * 9;
+    for (int64_t c = 0; c < d.c; ++c)
+      for (int k = 0; k < 9; ++k) gt[k * d.c + c] = wo[c * 9 + k];
+    kernel_transform_row(gt.data(), d.c, d.o * d.c, u + o * d.c);
+  }
+}
+
+// dw[o][c] = G^T m G with m the chunks' transformed-domain sums added in
+// chunk order, split across the calling team.
+template <typename T>
+void untransform_weight_grads(const T* acc, int64_t chunks, const WindowDims& d, T* dw) {
+  const int64_t u_size = kPoints * d.o * d.c;
+  std::vector<T> m(static_cast<std::size_t>(kPoints * d.c)), gt(static_cast<std::size_t>(9 * d.c));
+#pragma omp for schedule(static)
+  for (int64_t o = 0; o < d.o; ++o) {
+    for (int p = 0; p < kPoints; ++p) {
+      T* mp = m.data() + p * d.c;
+      const T* src = acc + p * d.o * d.c + o * d.c;
+      std::copy(src, src + d.c, mp);
+      for (int64_t ch = 1; ch < chunks; ++ch)
+        for (int64_t c = 0; c < d.c; ++c) mp[c] += src[ch * u_size + c];
     }
+    kernel_adjoint_row(m.data(), d.c, gt.data());
+    T* dwo = dw + o * d.c * 9;
+    for (int64_t c = 0; c < d.c; ++c)
+      for (int k = 0; k < 9; ++k) dwo[c * 9 + k] = gt[k * d.c + c];
+  }
 }
 
 }  // namespace
@@ -399,19 +475,7 @@ void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDim
         if (dx) untransform_input_grads(xg, d, t, n0, nb, dx);
       }
     }
-    // dw[o][c] = G^T (sum over chunks, in order) G
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < d.o; ++o)
-      for (int64_t c = 0; c < d.c; ++c) {
-        T m[16];
-        for (int p = 0; p < kPoints; ++p) {
-          const int64_t at = p * d.o * d.c + o * d.c + c;
-          T sum = acc[at];
-          for (int64_t ch = 1; ch < chunks; ++ch) sum += acc[ch * u_size + at];
-          m[p] = sum;
-        }
-        kernel_transform_adjoint(m, dw + (o * d.c + c) * 9);
-      }
+    untransform_weight_grads(acc, chunks, d, dw);
     if (db) {
 #pragma omp for schedule(static)
       for (int64_t o = 0; o < d.o; ++o) {
