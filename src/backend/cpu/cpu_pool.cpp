@@ -25,31 +25,37 @@ bool is_2x2_stride_2(const ConvGeom& g) {
          g.pad_w == 0;
 }
 
-// Keeps `v` at flat index `at` when it beats the running maximum or is NaN.
+// One output row of 2x2, stride-2 pooling from input rows r0 and r1 (flat
+// indices base and base + w). The four candidates are compared with selects,
+// not branches, so the loop vectorizes; the first candidate always wins
+// against the initial -inf (or ties with it at the same index).
 template <typename T>
-inline void take_if_larger(T v, int32_t at, T& best, int32_t& best_at) {
-  const bool take = v > best || v != v;
-  best = take ? v : best;
-  best_at = take ? at : best_at;
+void maxpool_2x2_row(const T* __restrict r0, const T* __restrict r1, int32_t base, int32_t w,
+                     int64_t ow, T* __restrict y, int32_t* __restrict arg) {
+#pragma omp simd
+  for (int64_t j = 0; j < ow; ++j) {
+    const int32_t c = base + 2 * static_cast<int32_t>(j);
+    T best = r0[2 * j];
+    int32_t at = c;
+    const T v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];
+    bool take = v1 > best || v1 != v1;  // v != v: NaN propagates
+    best = take ? v1 : best, at = take ? c + 1 : at;
+    take = v2 > best || v2 != v2;
+    best = take ? v2 : best, at = take ? c + w : at;
+    take = v3 > best || v3 != v3;
+    best = take ? v3 : best, at = take ? c + w + 1 : at;
+    y[j] = best;
+    arg[j] = at;
+  }
 }
 
-// The usual 2x2, stride-2 pooling: every window lies inside the plane, so no
-// clipping, and the four candidates are compared with selects, not branches.
+// The usual 2x2, stride-2 pooling: every window lies inside the plane (no clipping).
 template <typename T>
 void maxpool_2x2_plane(const T* xp, const WindowDims& d, T* yp, int32_t* ap) {
+  const int32_t w = static_cast<int32_t>(d.w);
   for (int64_t oh = 0; oh < d.oh; ++oh) {
-    const int32_t r0 = static_cast<int32_t>(2 * oh * d.w), r1 = r0 + static_cast<int32_t>(d.w);
-    for (int64_t ow = 0; ow < d.ow; ++ow) {
-      const int32_t c0 = static_cast<int32_t>(2 * ow);
-      // The first candidate always wins against -inf (or ties with it at the same index).
-      T best = xp[r0 + c0];
-      int32_t best_at = r0 + c0;
-      take_if_larger(xp[r0 + c0 + 1], r0 + c0 + 1, best, best_at);
-      take_if_larger(xp[r1 + c0], r1 + c0, best, best_at);
-      take_if_larger(xp[r1 + c0 + 1], r1 + c0 + 1, best, best_at);
-      yp[oh * d.ow + ow] = best;
-      ap[oh * d.ow + ow] = best_at;
-    }
+    const int32_t base = static_cast<int32_t>(2 * oh) * w;
+    maxpool_2x2_row(xp + base, xp + base + w, base, w, d.ow, yp + oh * d.ow, ap + oh * d.ow);
   }
 }
 
