@@ -129,29 +129,62 @@ struct RowWork {
   std::vector<T> buf;
 };
 
-// Row y of a plane, shifted right by `pad` and zero-filled to 2 * half
-// columns, split into its even and odd columns.
+// The k in [0, half) for which column 2k + offset lies inside [0, w).
+struct SplitRange {
+  int64_t lo, hi;
+};
+SplitRange split_range(int64_t w, int64_t offset, int64_t half) {
+  const int64_t lo =
+      std::clamp<int64_t>((1 - offset) / 2, 0, half);  // ceil(-offset / 2), offset <= 1
+  const int64_t last = w - 1 - offset;                 // 2k <= last
+  const int64_t hi = last < 0 ? lo : std::clamp<int64_t>(last / 2 + 1, lo, half);
+  return {lo, hi};
+}
+
+// Row y of a plane shifted right by `pad` (pad <= 2) and zero-padded to
+// 2 * half columns, split into its even and odd columns: even[k] is column
+// 2k - pad of the row, odd[k] column 2k + 1 - pad.
 template <typename T>
-void split_row(const T* plane, int64_t h, int64_t w, int64_t y, int64_t pad, int64_t half, T* line,
-               T* even, T* odd) {
-  std::fill(line, line + 2 * half, T(0));
-  if (y >= 0 && y < h) {
-    const int64_t n = std::min(w, 2 * half - pad);
-    std::copy(plane + y * w, plane + y * w + n, line + pad);
+void split_row(const T* plane, int64_t h, int64_t w, int64_t y, int64_t pad, int64_t half, T* even,
+               T* odd) {
+  if (y < 0 || y >= h) {
+    std::fill(even, even + half, T(0));
+    std::fill(odd, odd + half, T(0));
+    return;
   }
-  for (int64_t k = 0; k < half; ++k) {
-    even[k] = line[2 * k];
-    odd[k] = line[2 * k + 1];
+  const T* row = plane + y * w;
+  const SplitRange e = split_range(w, -pad, half), o = split_range(w, 1 - pad, half);
+  for (int64_t k = 0; k < e.lo; ++k) even[k] = T(0);
+  for (int64_t k = e.lo; k < e.hi; ++k) even[k] = row[2 * k - pad];
+  for (int64_t k = e.hi; k < half; ++k) even[k] = T(0);
+  for (int64_t k = 0; k < o.lo; ++k) odd[k] = T(0);
+  for (int64_t k = o.lo; k < o.hi; ++k) odd[k] = row[2 * k + 1 - pad];
+  for (int64_t k = o.hi; k < half; ++k) odd[k] = T(0);
+}
+
+// (o0, o1, o2, o3) = (r0 - r2, r1 + r2, r2 - r1, r1 - r3), B^T's rows.
+template <typename T>
+void combine_rows_bt(const T* __restrict r0, const T* __restrict r1, const T* __restrict r2,
+                     const T* __restrict r3, int64_t n, T* __restrict o0, T* __restrict o1,
+                     T* __restrict o2, T* __restrict o3) {
+  for (int64_t k = 0; k < n; ++k) {
+    o0[k] = r0[k] - r2[k];
+    o1[k] = r1[k] + r2[k];
+    o2[k] = r2[k] - r1[k];
+    o3[k] = r1[k] - r3[k];
   }
 }
 
-// In place: (r0, r1, r2, r3) <- (r0 - r2, r1 + r2, r2 - r1, r1 - r3), B^T's rows.
+// Row i of the tiles' (B^T d) B from row i of B^T d, split into columns E, O:
+// tile tx's columns E[tx], O[tx], E[tx+1], O[tx+1] combine as B^T's rows.
 template <typename T>
-void combine_rows_bt(T* __restrict r0, T* __restrict r1, T* __restrict r2, T* __restrict r3,
-                     int64_t n) {
-  for (int64_t k = 0; k < n; ++k) {
-    const T a = r0[k], b = r1[k], c = r2[k], e = r3[k];
-    r0[k] = a - c, r1[k] = b + c, r2[k] = c - b, r3[k] = b - e;
+void combine_columns_bt(const T* __restrict E, const T* __restrict O, int64_t tw, T* __restrict d0,
+                        T* __restrict d1, T* __restrict d2, T* __restrict d3) {
+  for (int64_t tx = 0; tx < tw; ++tx) {
+    d0[tx] = E[tx] - E[tx + 1];
+    d1[tx] = O[tx] + E[tx + 1];
+    d2[tx] = E[tx + 1] - O[tx];
+    d3[tx] = O[tx] - O[tx + 1];
   }
 }
 
@@ -215,35 +248,29 @@ void transform_inputs(const T* x, const WindowDims& d, const Tiling& t, int64_t 
                       T* v) {
   const int64_t cols = nb * t.per_image, stride = d.c * cols, tw = t.tw;
   RowWork<T> work(tw);
-  const int64_t half = work.half;
-  T* line = work.at(0);  // two slots
-  T *e[4], *o[4];        // the tile row's 4 input rows, even and odd columns
+  const int64_t half = work.half, rows = kOut * t.th + 2;
+  // The padded plane, each row split into its even and odd columns once:
+  // neighbouring tile rows share two input rows.
+  std::vector<T> split(static_cast<std::size_t>(rows * 2 * half));
+  auto even = [&](int64_t r) { return split.data() + r * 2 * half; };
+  auto odd = [&](int64_t r) { return split.data() + r * 2 * half + half; };
+  T *e[4], *o[4];  // B^T d for the tile row, even and odd columns
   for (int i = 0; i < 4; ++i) e[i] = work.at(2 + 2 * i), o[i] = work.at(3 + 2 * i);
   for (int64_t c = 0; c < d.c; ++c)
     for (int64_t im = 0; im < nb; ++im) {
       const T* plane = x + ((n0 + im) * d.c + c) * d.h * d.w;
+      for (int64_t r = 0; r < rows; ++r)
+        split_row(plane, d.h, d.w, r - d.g.pad_h, d.g.pad_w, half, even(r), odd(r));
+      T* dst = v + c * cols + im * t.per_image;
       for (int64_t ty = 0; ty < t.th; ++ty) {
-        const int64_t y0 = kOut * ty - d.g.pad_h;
-        for (int i = 0; i < 4; ++i)
-          split_row(plane, d.h, d.w, y0 + i, d.g.pad_w, half, line, e[i], o[i]);
-        // B^T d: combine the rows, in place (each result needs rows 1 and 2 intact).
-        combine_rows_bt(e[0], e[1], e[2], e[3], half);
-        combine_rows_bt(o[0], o[1], o[2], o[3], half);
-        // (B^T d) B: combine the columns E[tx], O[tx], E[tx+1], O[tx+1].
-        T* dst = v + c * cols + im * t.per_image + ty * tw;
+        const int64_t r = kOut * ty;
+        combine_rows_bt(even(r), even(r + 1), even(r + 2), even(r + 3), half, e[0], e[1], e[2],
+                        e[3]);
+        combine_rows_bt(odd(r), odd(r + 1), odd(r + 2), odd(r + 3), half, o[0], o[1], o[2], o[3]);
+        T* tiles = dst + ty * tw;
         for (int i = 0; i < 4; ++i) {
-          const T* __restrict E = e[i];
-          const T* __restrict O = o[i];
-          T* __restrict d0 = dst + (i * 4 + 0) * stride;
-          T* __restrict d1 = dst + (i * 4 + 1) * stride;
-          T* __restrict d2 = dst + (i * 4 + 2) * stride;
-          T* __restrict d3 = dst + (i * 4 + 3) * stride;
-          for (int64_t tx = 0; tx < tw; ++tx) {
-            d0[tx] = E[tx] - E[tx + 1];
-            d1[tx] = O[tx] + E[tx + 1];
-            d2[tx] = E[tx + 1] - O[tx];
-            d3[tx] = O[tx] - O[tx + 1];
-          }
+          T* out = tiles + i * 4 * stride;
+          combine_columns_bt(e[i], o[i], tw, out, out + stride, out + 2 * stride, out + 3 * stride);
         }
       }
     }
@@ -273,14 +300,13 @@ void transform_output_grads(const T* dy, const WindowDims& d, const Tiling& t, i
   const int64_t cols = nb * t.per_image, stride = d.o * cols, tw = t.tw;
   RowWork<T> work(tw);
   const int64_t half = work.half;
-  T* line = work.at(0);
   T *e0 = work.at(2), *o0 = work.at(3), *e1 = work.at(4), *o1 = work.at(5);
   for (int64_t oc = 0; oc < d.o; ++oc)
     for (int64_t im = 0; im < nb; ++im) {
       const T* plane = dy + ((n0 + im) * d.o + oc) * d.oh * d.ow;
       for (int64_t ty = 0; ty < t.th; ++ty) {
-        split_row(plane, d.oh, d.ow, kOut * ty, 0, half, line, e0, o0);
-        split_row(plane, d.oh, d.ow, kOut * ty + 1, 0, half, line, e1, o1);
+        split_row(plane, d.oh, d.ow, kOut * ty, 0, half, e0, o0);
+        split_row(plane, d.oh, d.ow, kOut * ty + 1, 0, half, e1, o1);
         T* dst = z + oc * cols + im * t.per_image + ty * tw;
         // Row i of A g is (a, b) = (g00, g01), (g00 + g10, g01 + g11),
         // (g00 - g10, g01 - g11), (-g10, -g11); then z[i] = (a, a + b, a - b, -b).
