@@ -19,7 +19,6 @@
 #include "backend/cpu/cpu_winograd.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "backend/cpu/cpu_runtime.h"
 
@@ -120,13 +119,14 @@ void kernel_adjoint_row(const T* __restrict m, int64_t cn, T* __restrict gt) {
 // columns: a padded image row is split into its even and odd columns E and O,
 // and tile tx's four columns are then E[tx], O[tx], E[tx + 1], O[tx + 1].
 
-// Per-thread work arrays for the row-of-tiles loops, `half` = tiles + 1 long.
+// Work arrays for the row-of-tiles loops, `half` = tiles + 1 long, in the
+// calling thread's scratch (no allocation per call).
 template <typename T>
 struct RowWork {
-  explicit RowWork(int64_t tiles) : half(tiles + 1), buf(static_cast<std::size_t>(64 * half)) {}
-  T* at(int slot) { return buf.data() + slot * half; }
+  explicit RowWork(int64_t tiles) : half(tiles + 1), buf(scratch<T>(Scratch::Rows, 64 * half)) {}
+  T* at(int slot) { return buf + slot * half; }
   int64_t half;
-  std::vector<T> buf;
+  T* buf;
 };
 
 // The k in [0, half) for which column 2k + offset lies inside [0, w).
@@ -251,9 +251,9 @@ void transform_inputs(const T* x, const WindowDims& d, const Tiling& t, int64_t 
   const int64_t half = work.half, rows = kOut * t.th + 2;
   // The padded plane, each row split into its even and odd columns once:
   // neighbouring tile rows share two input rows.
-  std::vector<T> split(static_cast<std::size_t>(rows * 2 * half));
-  auto even = [&](int64_t r) { return split.data() + r * 2 * half; };
-  auto odd = [&](int64_t r) { return split.data() + r * 2 * half + half; };
+  T* split = scratch<T>(Scratch::Plane, rows * 2 * half);
+  auto even = [&](int64_t r) { return split + r * 2 * half; };
+  auto odd = [&](int64_t r) { return split + r * 2 * half + half; };
   T *e[4], *o[4];  // B^T d for the tile row, even and odd columns
   for (int i = 0; i < 4; ++i) e[i] = work.at(2 + 2 * i), o[i] = work.at(3 + 2 * i);
   for (int64_t c = 0; c < d.c; ++c)
@@ -359,14 +359,15 @@ void untransform_input_grads(const T* xg, const WindowDims& d, const Tiling& t, 
   const int64_t cols = nb * t.per_image, stride = d.c * cols, tw = t.tw;
   RowWork<T> work(tw);
   const int64_t half = work.half, rows = kOut * t.th + 2;
-  std::vector<T> acc(static_cast<std::size_t>(rows * 2 * half));  // padded plane: E, O per row
+  const int64_t acc_size = rows * 2 * half;
+  T* acc = scratch<T>(Scratch::Plane, acc_size);  // padded plane: E, O per row
   T* line = work.at(0);
   T* r[4][4];  // B x for the tile row: 4 rows of 4 columns
   for (int i = 0; i < 4; ++i)
     for (int j = 0; j < 4; ++j) r[i][j] = work.at(2 + i * 4 + j);
   for (int64_t c = 0; c < d.c; ++c)
     for (int64_t im = 0; im < nb; ++im) {
-      std::fill(acc.begin(), acc.end(), T(0));
+      std::fill(acc, acc + acc_size, T(0));
       for (int64_t ty = 0; ty < t.th; ++ty) {
         const T* src = xg + c * cols + im * t.per_image + ty * tw;
         const T* p[16];
@@ -377,13 +378,13 @@ void untransform_input_grads(const T* xg, const WindowDims& d, const Tiling& t, 
                          r[3][j]);
         // (B x) B^T along the columns, added onto padded row 2 ty + i.
         for (int i = 0; i < 4; ++i) {
-          T* E = acc.data() + (kOut * ty + i) * 2 * half;
+          T* E = acc + (kOut * ty + i) * 2 * half;
           add_columns_bt(r[i][0], r[i][1], r[i][2], r[i][3], tw, E, E + half);
         }
       }
       T* plane = dx + ((n0 + im) * d.c + c) * d.h * d.w;
       for (int64_t yy = 0; yy < d.h; ++yy) {
-        const T* E = acc.data() + (yy + d.g.pad_h) * 2 * half;
+        const T* E = acc + (yy + d.g.pad_h) * 2 * half;
         const T* O = E + half;
         for (int64_t k = 0; k < half; ++k) line[2 * k] = E[k], line[2 * k + 1] = O[k];
         std::copy(line + d.g.pad_w, line + d.g.pad_w + d.w, plane + yy * d.w);
@@ -394,13 +395,13 @@ void untransform_input_grads(const T* xg, const WindowDims& d, const Tiling& t, 
 // u[p][o][c] = (G w[o][c] G^T)[p], split across the calling team.
 template <typename T>
 void transform_kernels(const T* w, const WindowDims& d, T* u) {
-  std::vector<T> gt(static_cast<std::size_t>(9 * d.c));
+  T* gt = scratch<T>(Scratch::Rows, 9 * d.c);
 #pragma omp for schedule(static)
   for (int64_t o = 0; o < d.o; ++o) {
     const T* wo = w + o * d.c * 9;
     for (int64_t c = 0; c < d.c; ++c)
       for (int k = 0; k < 9; ++k) gt[k * d.c + c] = wo[c * 9 + k];
-    kernel_transform_row(gt.data(), d.c, d.o * d.c, u + o * d.c);
+    kernel_transform_row(gt, d.c, d.o * d.c, u + o * d.c);
   }
 }
 
@@ -409,17 +410,18 @@ void transform_kernels(const T* w, const WindowDims& d, T* u) {
 template <typename T>
 void untransform_weight_grads(const T* acc, int64_t chunks, const WindowDims& d, T* dw) {
   const int64_t u_size = kPoints * d.o * d.c;
-  std::vector<T> m(static_cast<std::size_t>(kPoints * d.c)), gt(static_cast<std::size_t>(9 * d.c));
+  T* m = scratch<T>(Scratch::Rows, (kPoints + 9) * d.c);
+  T* gt = m + kPoints * d.c;
 #pragma omp for schedule(static)
   for (int64_t o = 0; o < d.o; ++o) {
     for (int p = 0; p < kPoints; ++p) {
-      T* mp = m.data() + p * d.c;
+      T* mp = m + p * d.c;
       const T* src = acc + p * d.o * d.c + o * d.c;
       std::copy(src, src + d.c, mp);
       for (int64_t ch = 1; ch < chunks; ++ch)
         for (int64_t c = 0; c < d.c; ++c) mp[c] += src[ch * u_size + c];
     }
-    kernel_adjoint_row(m.data(), d.c, gt.data());
+    kernel_adjoint_row(m, d.c, gt);
     T* dwo = dw + o * d.c * 9;
     for (int64_t c = 0; c < d.c; ++c)
       for (int k = 0; k < 9; ++k) dwo[c * 9 + k] = gt[k * d.c + c];
