@@ -4,12 +4,16 @@
 # and prints ms per step for each and the ratio sparsetrain / torch.
 #
 #   scripts/bench_cpu_vs_torch.sh [--threads N] [--repeats R] [--steps S] [--width W] [--batch B]
+#                                 [--wait-policy passive|active]
 #
 # Builds build/sparsetrain first when it is missing. Each repeat runs both
 # benchmarks once (warm-up steps, then S timed steps) and the summary takes the
 # median over the repeats of each run's median step time. The load average is
 # printed before and after: other work on the machine slows both sides, and the
-# ratio is only meaningful when the load stays low.
+# ratio is only meaningful when the load stays low. --wait-policy sets
+# OMP_WAIT_POLICY for both (both use GCC's libgomp): on a machine busy with
+# other work, passive waiting (threads sleep at barriers instead of spinning)
+# is much faster for both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +29,8 @@ while [ $# -gt 0 ]; do
     --steps) steps="$2"; shift 2 ;;
     --width) width="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --wait-policy) export OMP_WAIT_POLICY="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench_cpu_vs_torch: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +50,7 @@ common=(--threads "$threads" --steps "$steps" --width "$width" --batch "$batch" 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 
-echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
 for r in $(seq 1 "$repeats"); do
   st=$("$binary" bench "${common[@]}" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step_median"])')
   pt=$("$python" scripts/bench_torch_cpu.py "${common[@]}" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step_median"])')

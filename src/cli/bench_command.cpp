@@ -84,6 +84,11 @@ void validate(const BenchOptions& o) {
   auto require = [](bool ok, const std::string& what) {
     if (!ok) throw UsageError("bench: " + what);
   };
+  const std::vector<std::string> presets = preset_names();
+  std::string known;
+  for (const std::string& p : presets) known += (known.empty() ? "" : ", ") + p;
+  require(std::find(presets.begin(), presets.end(), o.preset) != presets.end(),
+          "--preset '" + o.preset + "' is not one of " + known);
   require(o.width > 0, "--width must be positive, got " + std::to_string(o.width));
   require(o.batch >= 1, "--batch must be at least 1, got " + std::to_string(o.batch));
   require(o.channels >= 1, "--channels must be at least 1, got " + std::to_string(o.channels));
@@ -103,8 +108,7 @@ void validate(const BenchOptions& o) {
           "--dead-fraction must lie in [0, 1), got " + std::to_string(o.dead_fraction));
 }
 
-// Synthetic images as a training run would see them: shuffled, normalized,
-// randomly cropped and flipped, prepared on the loader's worker thread.
+// Learnable synthetic images (noise 1.0: the loss falls visibly over a few steps).
 data::Dataset make_bench_data(const BenchOptions& o, int64_t images) {
   data::SyntheticOptions s;
   s.size = images;
@@ -116,6 +120,8 @@ data::Dataset make_bench_data(const BenchOptions& o, int64_t images) {
   return data::make_synthetic(s);
 }
 
+// Batches as a training run sees them: shuffled, normalized, randomly cropped
+// and flipped, prepared on the loader's worker thread.
 data::LoaderOptions loader_options(const BenchOptions& o, const data::Dataset& d) {
   data::LoaderOptions l;
   l.batch_size = o.batch;
@@ -350,6 +356,8 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   j["device"] = backend.name();
   j["threads"] = threads;
   j["load_average"] = load_average();
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  j["omp_wait_policy"] = wait_policy ? wait_policy : "default";
   j["parameters"] = trainer.model().num_params();
   j["forward_gflop_per_image"] = static_cast<double>(flops_per_image) * 1e-9;
   j["flop_convention"] =
@@ -380,7 +388,9 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   s << std::fixed << std::setprecision(1);
   s << "device " << backend.name();
   if (threads) s << ", " << threads << " threads";
-  s << ", load average " << load_average() << "\n";
+  s << ", load average " << load_average();
+  if (wait_policy) s << ", OMP_WAIT_POLICY=" << wait_policy;
+  s << "\n";
   if (o.epoch > 0)
     s << "epoch of " << r.images << " images in " << r.step_seconds.size()
       << " steps: " << r.total_seconds << " s\n";
