@@ -177,7 +177,7 @@ onnx::ModelProto parse_onnx(const std::string& bytes) {
 
 }  // namespace
 
-TEST_CASE("export: ONNX graph of every layer kind, weights bit for bit", "[export][onnx]") {
+TEST_CASE("export: ONNX graph of every layer kind; weights bit for bit", "[export][onnx]") {
   auto m = mixed_net();
   const onnx::ModelProto p = parse_onnx(onnx_model_bytes(*m, {{"k", "v"}}));
   REQUIRE(p.opset_import_size() == 1);
@@ -234,7 +234,7 @@ TEST_CASE("export: ONNX graph of every layer kind, weights bit for bit", "[expor
   CHECK(found);
 }
 
-TEST_CASE("export: ONNX of a compacted, BN-fused residual network", "[export][onnx]") {
+TEST_CASE("export: ONNX of a compacted; BN-fused residual network", "[export][onnx]") {
   auto m = mixed_net();
   set_gamma_beta(*m, "a.bn", 2, 0.0, -1.0);
   CompactionOptions o;
@@ -299,8 +299,7 @@ std::string write_json(const fs::path& p, const nlohmann::json& j) {
 
 }  // namespace
 
-TEST_CASE("export: a run's filter statistics are read and checked against the model",
-          "[export]") {
+TEST_CASE("export: a run's filter statistics are read and checked against the model", "[export]") {
   auto m = mixed_net();
   const fs::path dir = fs::temp_directory_path() / "sparsetrain_test_stats";
   fs::create_directories(dir);
@@ -327,16 +326,19 @@ TEST_CASE("export: the whole pipeline on a checkpoint with synthetic data", "[ex
   fs::create_directories(dir);
   // The config the trained net's data comes from: synthetic 3x12x12 with the test's seeds
   // differs from synthetic_images, so the pipeline measures activations on its own data.
-  nlohmann::json config = {
-      {"version", 1},
-      {"data",
-       {{"kind", "synthetic"},
-        {"synthetic",
-         {{"train_size", 256}, {"test_size", 128}, {"channels", 3}, {"height", 12},
-          {"width", 12}, {"classes", 4}}}}},
-      {"model", {{"layers", layers_to_json(t.model->specs())}}},
-      {"optimizer", {{"name", "adam"}}},
-      {"training", {{"batch_size", 16}, {"epochs", 1}}}};
+  nlohmann::json config = {{"version", 1},
+                           {"data",
+                            {{"kind", "synthetic"},
+                             {"synthetic",
+                              {{"train_size", 256},
+                               {"test_size", 128},
+                               {"channels", 3},
+                               {"height", 12},
+                               {"width", 12},
+                               {"classes", 4}}}}},
+                           {"model", {{"layers", layers_to_json(t.model->specs())}}},
+                           {"optimizer", {{"name", "adam"}}},
+                           {"training", {{"batch_size", 16}, {"epochs", 1}}}};
   const std::string ckpt = (dir / "ckpt.safetensors").string();
   save_checkpoint(ckpt, *t.model, nullptr, {{"config", config}});
   ExportRequest r;

@@ -88,7 +88,7 @@ TEST_CASE("training on synthetic data writes a complete run directory", "[train]
   REQUIRE(model->num_params() == r.summary["params"].get<int64_t>());
 }
 
-TEST_CASE("k epochs, resume, N-k epochs equals N epochs, bit for bit", "[train][resume]") {
+TEST_CASE("k epochs; resume; N-k epochs equals N epochs; bit for bit", "[train][resume]") {
   ScratchDir dir("resume");
   run_training(tiny_request(dir / "straight"));
   run_training(tiny_request(dir / "split", {"training.epochs=1"}));
