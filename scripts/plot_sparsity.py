@@ -30,6 +30,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 class RunError(RuntimeError):
@@ -140,6 +141,7 @@ def plot_dead_vs_epoch(runs, out_dir, formats):
                 ax.plot(xs, ys, "o", color=color, ms=5, mec="black", mew=0.5)
         ax.set_title(run.name, fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
         if i % cols == 0:
@@ -163,9 +165,13 @@ def reg_signature(run):
 
 def other_settings(run):
     """Everything but the optimizer and its hyper-parameters, to pair comparable runs."""
-    c = dict(run.config)
+    c = json.loads(json.dumps(run.config))
     for key in ("optimizer", "output", "description", "statistics"):
         c.pop(key, None)
+    for section, keys in (("training", ("threads", "device", "eval_every")),
+                          ("data", ("path", "loader"))):
+        for key in keys:
+            c.get(section, {}).pop(key, None)
     return json.dumps(c, sort_keys=True)
 
 
