@@ -195,6 +195,7 @@ echo "$report" | grep -q '^| adam |' || fail "report has no adam row"
 echo "$report" | grep -q '^| sgd |' || fail "report has no sgd row"
 
 # Resubmitting the same grid skips the finished runs.
+job1="$job"
 job2="$(bash "$repo/scripts/slurm_sweep.sh" "$grid" "$tmp/runs" --bin "$bin" \
   --base "$repo/tests/configs/synthetic_tiny.json" -- --set training.epochs=1 --quiet)"
 job="$job2"
@@ -202,4 +203,4 @@ for _ in $(seq 600); do job_active || break; sleep 0.5; done
 grep -q '\[skip\]   adam-l2' "$tmp/runs/slurm-logs/${job2}_1.out" ||
   fail "the resubmitted task 1 did not skip its completed run"
 
-log "PASS: job arrays $job and $job2 ran 2 tasks each into run directories that completed"
+log "PASS: job arrays $job1 and $job2 ran 2 tasks each into run directories that completed"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the sweep tooling: a two-config grid through configs/sweeps/run_grid.sh (two
-# jobs at once), `sparsetrain report` on its output, skipping and resuming on a second pass, a
-# failing line reported, and scripts/plot_sparsity.py when matplotlib is present.
+# jobs at once), `sparsetrain report` on its output, skipping, resuming and extending runs on
+# later passes, a stale completed run refused, a failing line reported, a malformed grid
+# refused, and scripts/plot_sparsity.py when matplotlib is present.
 #
 #   bash tests/sweep_smoke.sh [SPARSETRAIN_BINARY]
 set -euo pipefail
@@ -50,29 +51,47 @@ grep -q '^| sgd | l2 | 0.01 | 0.05 | 1 |' "$tmp/report.md" || fail "report sgd r
 "$bin" report --format csv "$tmp/out"/*/ >"$tmp/report.csv" || fail "report over OUT/*/ failed"
 [ "$(wc -l <"$tmp/report.csv")" = 3 ] || fail "csv report: expected a header and 2 rows"
 
-# 3. A second pass skips the completed run and resumes the other for one more epoch
-#    (training.epochs is not part of the fingerprint, so the run may be extended).
+# 3. A second pass skips the completed run and resumes the interrupted one (no summary).
 rm "$tmp/out/sgd-l2/summary.json"
 bash "$runner" "$tmp/grid.txt" "$tmp/out" --base "$base" --bin "$bin" \
-  -- --set training.epochs=2 >"$tmp/pass2.txt" 2>&1 || { cat "$tmp/pass2.txt"; fail "second pass"; }
+  -- --set training.epochs=1 >"$tmp/pass2.txt" 2>&1 || { cat "$tmp/pass2.txt"; fail "second pass"; }
 grep -q '^\[skip\]   adam-l2' "$tmp/pass2.txt" || fail "adam-l2 was not skipped: $(cat "$tmp/pass2.txt")"
 grep -q '^\[resume\] sgd-l2' "$tmp/pass2.txt" || fail "sgd-l2 was not resumed: $(cat "$tmp/pass2.txt")"
 grep -q 'resuming after epoch 1' "$tmp/out/sgd-l2/sweep.log" || fail "sgd-l2 did not resume from its checkpoint"
-[ "$(epochs_recorded "$tmp/out/adam-l2")" = 1 ] || fail "adam-l2 was retrained"
-[ "$(epochs_recorded "$tmp/out/sgd-l2")" = 2 ] || fail "sgd-l2: expected 2 epochs after resuming"
 completed "$tmp/out/sgd-l2" || fail "sgd-l2 did not complete after resuming"
+[ "$(epochs_recorded "$tmp/out/sgd-l2")" = 1 ] || fail "sgd-l2 was retrained"
 
-# 4. A failing line: non-zero exit, and the failure named with its log.
+# 4. More epochs extend completed runs (training.epochs is not part of the fingerprint).
+bash "$runner" "$tmp/grid.txt" "$tmp/out" --base "$base" --bin "$bin" \
+  -- --set training.epochs=2 >"$tmp/pass3.txt" 2>&1 || { cat "$tmp/pass3.txt"; fail "third pass"; }
+for run in adam-l2 sgd-l2; do
+  grep -q "^\[resume\] $run (training.epochs: saved 1, grid 2)" "$tmp/pass3.txt" ||
+    fail "$run was not extended: $(cat "$tmp/pass3.txt")"
+  [ "$(epochs_recorded "$tmp/out/$run")" = 2 ] || fail "$run: expected 2 epochs after extending"
+  completed "$tmp/out/$run" || fail "$run did not complete after extending"
+done
+
+# 5. A completed run whose config no longer matches its line is not reused.
+sed 's/regularization.lambda=1e-2$/regularization.lambda=2e-2/' "$tmp/grid.txt" >"$tmp/changed.txt"
+if bash "$runner" "$tmp/changed.txt" "$tmp/out" --base "$base" --bin "$bin" \
+  -- --set training.epochs=2 >"$tmp/pass4.txt" 2>&1; then
+  fail "a completed run with another lambda was accepted: $(cat "$tmp/pass4.txt")"
+fi
+grep -q 'FAILED\] adam-l2: completed with another config (regularization.lambda: saved 0.01, grid 2e-2)' \
+  "$tmp/pass4.txt" || fail "stale run not named: $(cat "$tmp/pass4.txt")"
+[ "$(epochs_recorded "$tmp/out/adam-l2")" = 2 ] || fail "the stale run was touched"
+
+# 6. A failing line: non-zero exit, and the failure named with its log.
 echo "bad-lr optimizer.name=sgd optimizer.lr=-1" >>"$tmp/grid.txt"
 if bash "$runner" "$tmp/grid.txt" "$tmp/out" --base "$base" --bin "$bin" \
-  -- --set training.epochs=1 >"$tmp/pass3.txt" 2>&1; then
+  -- --set training.epochs=2 >"$tmp/pass5.txt" 2>&1; then
   fail "a sweep with a failing run exited 0"
 fi
-grep -q '1 of 3 runs did not complete' "$tmp/pass3.txt" || fail "no failure summary: $(cat "$tmp/pass3.txt")"
-grep -q 'bad-lr   (log: ' "$tmp/pass3.txt" || fail "the failed run is not named"
-grep -q 'optimizer.lr' "$tmp/pass3.txt" || fail "the failure's log tail is not shown"
+grep -q '1 of 3 runs did not complete' "$tmp/pass5.txt" || fail "no failure summary: $(cat "$tmp/pass5.txt")"
+grep -q 'bad-lr   (log: ' "$tmp/pass5.txt" || fail "the failed run is not named"
+grep -q 'optimizer.lr' "$tmp/pass5.txt" || fail "the failure's log tail is not shown"
 
-# 5. A malformed grid is refused before anything runs.
+# 7. A malformed grid is refused before anything runs.
 printf 'dup optimizer.lr=1\ndup optimizer.lr=2\n' >"$tmp/dup.txt"
 if bash "$runner" "$tmp/dup.txt" "$tmp/out2" --base "$base" --bin "$bin" 2>"$tmp/dup.err"; then
   fail "a grid with a repeated name was accepted"
@@ -80,7 +99,7 @@ fi
 grep -q "run name 'dup' repeats line 1" "$tmp/dup.err" || fail "repeated name: $(cat "$tmp/dup.err")"
 [ ! -e "$tmp/out2" ] || fail "a refused grid created its output directory"
 
-# 6. Plots, when matplotlib is there.
+# 8. Plots, when matplotlib is there.
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
   /usr/bin/python3 "$repo/scripts/plot_sparsity.py" "$tmp/out/adam-l2" "$tmp/out/sgd-l2" \
     --out "$tmp/plots" --bin "$bin" --format png svg --selectivity-runs adam-l2 sgd-l2 \

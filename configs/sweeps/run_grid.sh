@@ -13,7 +13,9 @@
 #
 # Resumable: a run whose summary.json says "completed" is skipped; a run that has started
 # (its config.json exists) is continued with --resume, from its last checkpoint; any other
-# run starts fresh. Each run's output goes to OUT_ROOT/NAME/sweep.log.
+# run starts fresh. A completed run whose saved config disagrees with its line's overrides
+# fails (it is not silently reused), unless only training.epochs grew: then it is resumed
+# for the extra epochs. Each run's output goes to OUT_ROOT/NAME/sweep.log.
 #
 # --jobs N      run N lines at once (xargs -P); unless EXTRA sets --threads, each run gets
 #               max(1, cores / N) threads.
@@ -75,6 +77,64 @@ is_completed() {
   [ -f "$summary" ] && grep -Eq '"status"[[:space:]]*:[[:space:]]*"completed"' "$summary"
 }
 
+# stale_overrides CONFIG_JSON TOKENS...: succeeds when every KEY=VALUE override (and every
+# "--set KEY=VALUE" among the tokens) agrees with the run's saved config, numbers compared as
+# numbers; else prints the keys that differ and returns 3 when training.epochs is the only
+# one (the run is extended by resuming it), 1 otherwise. Without python3 nothing is checked.
+stale_overrides() {
+  command -v /usr/bin/python3 >/dev/null 2>&1 || return 0
+  /usr/bin/python3 - "$@" <<'PY'
+import json, re, sys
+config = json.load(open(sys.argv[1]))
+args, tokens = sys.argv[2:], []
+for i, a in enumerate(args):
+    if a.startswith("--"):
+        continue
+    if "=" in a and (i == 0 or not args[i - 1].startswith("--") or args[i - 1] == "--set"):
+        tokens.append(a)
+def lookup(node, path):
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            i = int(part[1:-1])
+            if not isinstance(node, list) or i >= len(node):
+                return None, False
+            node = node[i]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None, False
+    return node, True
+def same(a, b):
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= 1e-12 * max(abs(a), abs(b), 1e-300)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+bad = []
+for t in tokens:
+    key, text = t.split("=", 1)
+    if key.startswith("output.") or key.startswith("statistics.") or key == "description":
+        continue
+    try:
+        want = json.loads(text)
+    except ValueError:
+        want = text
+    if want is None:
+        continue
+    have, found = lookup(config, key)
+    if isinstance(want, dict) and found and isinstance(have, dict):
+        if all(k in have and same(have[k], v) for k, v in want.items()):
+            continue
+    elif found and same(have, want):
+        continue
+    bad.append(f"{key}: saved {json.dumps(have) if found else 'absent'}, grid {text}")
+print("; ".join(bad))
+sys.exit(0 if not bad else 3 if all(b.startswith("training.epochs:") for b in bad) else 1)
+PY
+}
+
 # run_one LINE: trains (or resumes, or skips) one grid line; returns sparsetrain's status.
 run_one() {
   local -a toks
@@ -84,12 +144,21 @@ run_one() {
   local tok
   for tok in "${toks[@]:1}"; do cmd+=(--set "$tok"); done
   cmd+=(--set "output.name=$name")
+  local stale="" stale_rc=0
   if is_completed "$dir"; then
-    echo "[skip]   $name (completed)"
-    return 0
-  elif [ -f "$dir/config.json" ]; then
+    stale="$(stale_overrides "$dir/config.json" "${toks[@]:1}" "${extra[@]}")" || stale_rc=$?
+    if [ "$stale_rc" = 0 ]; then
+      echo "[skip]   $name (completed)"
+      return 0
+    elif [ "$stale_rc" != 3 ]; then
+      echo "[FAILED] $name: completed with another config ($stale); remove $dir to redo it"
+      echo "# completed run does not match the grid: $stale" >>"$dir/sweep.log"
+      return 1
+    fi
+  fi
+  if [ -f "$dir/config.json" ]; then
     cmd+=(--resume "$dir")
-    echo "[resume] $name"
+    echo "[resume] $name${stale:+ ($stale)}"
   else
     cmd+=(--out "$dir")
     echo "[start]  $name"
