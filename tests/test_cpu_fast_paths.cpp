@@ -168,7 +168,7 @@ void direct_maxpool(const std::vector<double>& x, int64_t planes, int64_t h, int
 
 }  // namespace
 
-TEST_CASE("2x2 max pooling matches direct loops with ties; NaN and -inf", "[ops][fastpath]") {
+TEST_CASE("2x2 max pooling matches direct loops with ties - NaN and -inf", "[ops][fastpath]") {
   auto be = make_cpu_backend();
   for (DType dt : {DType::F32, DType::F64}) {
     INFO(dtype_name(dt));
