@@ -10,6 +10,7 @@ packages=(
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-matplotlib python3-onnx
   python3-venv python3-pip
+  slurm-wlm munge
 )
 
 if [ "$(id -u)" -eq 0 ]; then

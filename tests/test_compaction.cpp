@@ -78,7 +78,7 @@ CompactionOptions with(DeadCriterion c, ConstantFold fold = ConstantFold::Exact,
 
 }  // namespace
 
-TEST_CASE("compaction: plain chain, activation criterion", "[compaction]") {
+TEST_CASE("compaction: plain chain - activation criterion", "[compaction]") {
   auto m = plain_chain();
   const CompactionPlan plan =
       plan_compaction(*m, with(DeadCriterion::Activation), measured_maxima(*m));
@@ -93,7 +93,7 @@ TEST_CASE("compaction: plain chain, activation criterion", "[compaction]") {
   CHECK(relative_logit_difference(*m, *c, random_input(*m, 16, 1)) < kTol);
 }
 
-TEST_CASE("compaction: constant channels fold where exact, else stay", "[compaction]") {
+TEST_CASE("compaction: constant channels fold where exact - else stay", "[compaction]") {
   auto m = plain_chain();
   const CompactionPlan plan = plan_compaction(*m, with(DeadCriterion::Gamma), {});
   // c1's constant channel 4 feeds a padded 3x3 conv: folding is not exact, so it stays; the

@@ -108,7 +108,6 @@ TEST_CASE("config: defaults of a minimal config", "[config]") {
   CHECK(c.output.checkpoint_every == 1);
   CHECK(c.output.keep_checkpoints == 2);
   CHECK(c.output.progress == ProgressMode::Auto);
-  CHECK(c.sparsity == SparsityConfig{false, 3, 0});
 }
 
 TEST_CASE("config: data defaults per kind", "[config]") {
@@ -428,8 +427,7 @@ TEST_CASE("config: to_json round trip gives an equal config", "[config]") {
                    "gamma_threshold": 0.01, "selectivity_threshold": 0.05,
                    "per_filter_final": false},
     "output": {"dir": "elsewhere", "name": "rt", "checkpoint_every": 0, "keep_checkpoints": 5,
-               "progress": "lines"},
-    "sparsity": {"skip_dead": true, "skip_after": 5, "revival_every": 10}
+               "progress": "lines"}
   })"));
   variants.push_back(with(minimal(),
                           "data={\"kind\":\"cifar100\",\"label\":\"coarse\","

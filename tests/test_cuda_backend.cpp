@@ -268,7 +268,7 @@ TEST_CASE("cuda conv2d results are bitwise reproducible", "[cuda]") {
   CHECK(bitwise_equal(db1, db2));
 }
 
-TEST_CASE("cuda batchnorm train, eval and backward match the CPU", "[cuda]") {
+TEST_CASE("cuda batchnorm train - eval and backward match the CPU", "[cuda]") {
   if (skip_without_cuda()) return;
   auto dev = cuda_backend(false);
   auto cpu = make_cpu_backend();
@@ -316,7 +316,7 @@ TEST_CASE("cuda batchnorm train, eval and backward match the CPU", "[cuda]") {
   }
 }
 
-TEST_CASE("cuda relu, add, add_inplace and dropout match the CPU", "[cuda]") {
+TEST_CASE("cuda relu - add - add_inplace and dropout match the CPU", "[cuda]") {
   if (skip_without_cuda()) return;
   auto dev = cuda_backend(false);
   auto cpu = make_cpu_backend();
@@ -617,7 +617,7 @@ TEST_CASE("cuda optimizer_step matches the CPU for every rule and regularization
   CHECK_THROWS_AS(dev->optimizer_step(s, p, g, none, short_of_the_end), std::invalid_argument);
 }
 
-TEST_CASE("cuda ops refuse tensors of the wrong dtype, device or shape", "[cuda]") {
+TEST_CASE("cuda ops refuse tensors of the wrong dtype - device or shape", "[cuda]") {
   if (skip_without_cuda()) return;
   auto dev = cuda_backend(false);
   CHECK(dev->device() == Device::CUDA);

@@ -484,7 +484,7 @@ TEST_CASE("image folder reads classes and files in sorted order", "[data][images
   }
 }
 
-TEST_CASE("resize: area averaging down, bilinear interpolation up", "[data][images]") {
+TEST_CASE("resize: area averaging down - bilinear interpolation up", "[data][images]") {
   // One 4x4 plane of 2x2 blocks: halving gives the block means.
   const std::vector<uint8_t> blocks = {10, 20, 100, 100,  //
                                        30, 40, 100, 100,  //

@@ -177,7 +177,7 @@ onnx::ModelProto parse_onnx(const std::string& bytes) {
 
 }  // namespace
 
-TEST_CASE("export: ONNX graph of every layer kind, weights bit for bit", "[export][onnx]") {
+TEST_CASE("export: ONNX graph of every layer kind - weights bit for bit", "[export][onnx]") {
   auto m = mixed_net();
   const onnx::ModelProto p = parse_onnx(onnx_model_bytes(*m, {{"k", "v"}}));
   REQUIRE(p.opset_import_size() == 1);
@@ -234,7 +234,7 @@ TEST_CASE("export: ONNX graph of every layer kind, weights bit for bit", "[expor
   CHECK(found);
 }
 
-TEST_CASE("export: ONNX of a compacted, BN-fused residual network", "[export][onnx]") {
+TEST_CASE("export: ONNX of a compacted - BN-fused residual network", "[export][onnx]") {
   auto m = mixed_net();
   set_gamma_beta(*m, "a.bn", 2, 0.0, -1.0);
   CompactionOptions o;

@@ -221,7 +221,7 @@ TEST_CASE("residual network gradients match finite differences in f64", "[model]
   require_gradients_match(m, random_tensor({4, 2, 6, 6}, 23), labels_for(4, 3));
 }
 
-TEST_CASE("input batchnorm, padded avg-pool and implicit flatten gradients match",
+TEST_CASE("input batchnorm - padded avg-pool and implicit flatten gradients match",
           "[model][gradcheck]") {
   // The BN reads the model input (its dx goes nowhere); the linear reads [C, H, W].
   auto be = make_cpu_backend();
@@ -234,7 +234,7 @@ TEST_CASE("input batchnorm, padded avg-pool and implicit flatten gradients match
   require_gradients_match(m, random_tensor({3, 2, 5, 5}, 33), labels_for(3, 3));
 }
 
-TEST_CASE("train forward updates BN running stats and counts batches; eval does not", "[model]") {
+TEST_CASE("train forward updates BN running stats and counts batches - eval does not", "[model]") {
   auto be = make_cpu_backend();
   Model m(small_chain(), {3, 8, 8}, 4, *be, DType::F64);
   const Tensor x = random_tensor({5, 3, 8, 8}, 3, 2.0);
@@ -270,7 +270,7 @@ TEST_CASE("activation buffers are reused across batches of the same or smaller s
   REQUIRE(m.forward(small, false).shape() == Shape{2, 4});
 }
 
-TEST_CASE("dropout: active in train with reproducible masks, identity in eval", "[model]") {
+TEST_CASE("dropout: active in train with reproducible masks - identity in eval", "[model]") {
   auto be = make_cpu_backend();
   LayerSpec drop = layer(LayerKind::Dropout, "drop");
   drop.p = 0.5;

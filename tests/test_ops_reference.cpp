@@ -302,7 +302,7 @@ TEST_CASE("dropout draws its mask from the counter-based generator", "[ops]") {
   CHECK(y.to_vector_f32() == x.to_vector_f32());
 }
 
-TEST_CASE("relu, add and channel_absmax forward", "[ops]") {
+TEST_CASE("relu - add and channel_absmax forward", "[ops]") {
   auto be = make_cpu_backend();
   Tensor x = Tensor::from_vector(std::vector<double>{-1, 0, 2, -3, 0.5, -0.25}, {1, 2, 1, 3});
   Tensor y(x.shape(), F64);

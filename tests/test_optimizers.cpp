@@ -170,7 +170,7 @@ TEST_CASE("one Adam step from zero state is lr * g / (|g| + eps)", "[optim]") {
   CHECK(state[1].to_vector_f64()[1] == Approx(0.001 * 0.02 * 0.02));
 }
 
-TEST_CASE("SGD momentum starts from the gradient, then dampens", "[optim]") {
+TEST_CASE("SGD momentum starts from the gradient - then dampens", "[optim]") {
   OptimStep s;
   s.hyper.rule = UpdateRule::SGD;
   s.hyper.momentum = 0.9;
@@ -302,7 +302,7 @@ TEST_CASE("state buffers per rule", "[optim]") {
   }
 }
 
-TEST_CASE("Optimizer allocates state, counts steps and validates", "[optim]") {
+TEST_CASE("Optimizer allocates state - counts steps and validates", "[optim]") {
   OptimHyper h;
   h.rule = UpdateRule::AdaGrad;
   h.initial_accumulator = 0.25;

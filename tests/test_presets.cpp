@@ -49,7 +49,7 @@ TEST_CASE("preset parameter counts equal PyTorch's", "[presets]") {
   }
 }
 
-TEST_CASE("preset state_dict keys, order and shapes equal PyTorch's", "[presets]") {
+TEST_CASE("preset state_dict keys - order and shapes equal PyTorch's", "[presets]") {
   // tests/fixtures/preset_state_dicts.json comes from
   //   /usr/bin/python3 scripts/torch_model.py reference-state-dicts <file>
   // and lists every state_dict entry of the reference modules in order.

@@ -76,7 +76,7 @@ void require_rejected(const std::string& header, std::size_t data_bytes, const s
 
 }  // namespace
 
-TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metadata",
+TEST_CASE("safetensors round trip keeps names - dtypes - shapes - values and metadata",
           "[safetensors]") {
   TempDir dir;
   const std::string path = dir.file("model.safetensors");

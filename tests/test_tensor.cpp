@@ -29,7 +29,7 @@ TEST_CASE("tensor dtype conversion and deep copies", "[tensor]") {
   REQUIRE(t.to_vector_f64() == std::vector<double>{1.5, -2.0});
 }
 
-TEST_CASE("counter-based uniforms are in [0,1) and roughly uniform", "[tensor]") {
+TEST_CASE("counter-based uniforms are in 0 to 1 and roughly uniform", "[tensor]") {
   double sum = 0;
   const int n = 100000;
   for (int i = 0; i < n; ++i) {

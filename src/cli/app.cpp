@@ -17,7 +17,10 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(0, 1);
   CommandRun run;
   add_train_command(app, run);
+  add_eval_command(app, run);
+  add_export_command(app, run);
   add_report_command(app, run);
+  add_bench_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,10 +13,12 @@ struct ReportFlags {
   std::vector<std::string> runs;
   std::string format = "markdown";
   std::string out;
+  bool skip_incomplete = false;
 };
 
 int run_report(const ReportFlags& f) {
-  ReportTable t = build_report(f.runs);
+  ReportTable t = build_report(f.runs, f.skip_incomplete);
+  for (const std::string& why : t.skipped) std::cerr << "report: skipped " << why << "\n";
   std::string text = f.format == "csv"    ? report_csv(t)
                      : f.format == "json" ? report_json(t).dump(2) + "\n"
                                           : report_markdown(t);
@@ -42,6 +44,9 @@ void add_report_command(CLI::App& app, CommandRun& run) {
   sub->add_option("--format,-f", flags->format, "markdown, csv or json")
       ->check(CLI::IsMember({"markdown", "csv", "json"}));
   sub->add_option("--out,-o", flags->out, "write to this file instead of stdout");
+  sub->add_flag("--skip-incomplete", flags->skip_incomplete,
+                "leave out directories without a finished epoch (a sweep in progress or with "
+                "failed runs), naming them on stderr, instead of failing");
   sub->callback([&run, flags] { run = [flags] { return run_report(*flags); }; });
 }
 

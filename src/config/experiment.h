@@ -130,7 +130,7 @@ struct ScheduleConfig {
   bool operator==(const ScheduleConfig&) const = default;
 };
 
-// ---- training, statistics, output, sparsity ---------------------------------------------------
+// ---- training, statistics, output ---------------------------------------------------
 
 enum class DeviceChoice { Cpu, Cuda, Auto };
 
@@ -172,12 +172,6 @@ struct OutputConfig {
   bool operator==(const OutputConfig&) const = default;
 };
 
-struct SparsityConfig {
-  bool skip_dead = false;  // skip computing filters found dead
-  int skip_after = 3;      // ... after this many consecutive checks found them dead
-  int revival_every = 0;   // epochs between re-checks of skipped filters; 0 = never
-  bool operator==(const SparsityConfig&) const = default;
-};
 
 struct ExperimentConfig {
   int version = kConfigVersion;
@@ -190,7 +184,6 @@ struct ExperimentConfig {
   TrainingConfig training;
   StatisticsConfig statistics;
   OutputConfig output;
-  SparsityConfig sparsity;
   bool operator==(const ExperimentConfig&) const = default;
 };
 

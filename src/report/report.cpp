@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -76,37 +77,123 @@ std::string fmt(double v, int digits = 1) {
   return b;
 }
 
+// Orders "conv2" before "conv10": runs of digits compare as numbers.
+bool natural_less(const std::string& a, const std::string& b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) &&
+        std::isdigit(static_cast<unsigned char>(b[j]))) {
+      std::size_t i2 = i, j2 = j;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      const std::string na = a.substr(i, i2 - i), nb = b.substr(j, j2 - j);
+      if (na.size() != nb.size()) return na.size() < nb.size();  // no leading zeros in names
+      if (na != nb) return na < nb;
+      i = i2;
+      j = j2;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+using FlatConfig = std::map<std::string, std::string>;
+
+// Whether the runs that have `key` disagree on its value.
+bool values_differ(const std::vector<FlatConfig>& settings, const std::string& key) {
+  const std::string* first = nullptr;
+  for (const FlatConfig& s : settings) {
+    auto it = s.find(key);
+    if (it == s.end()) continue;
+    if (first && *first != it->second) return true;
+    if (!first) first = &it->second;
+  }
+  return false;
+}
+
+bool missing_somewhere(const std::vector<FlatConfig>& settings, const std::string& key) {
+  for (const FlatConfig& s : settings)
+    if (!s.count(key)) return true;
+  return false;
+}
+
+// A key that only some runs have is explained when an enclosing object holds a key that
+// every run has and whose value differs (optimizer.name for optimizer.momentum, data.kind
+// for data.synthetic.noise): the saved config holds only the keys that apply.
+bool absence_explained(const std::vector<FlatConfig>& settings, const std::string& key) {
+  for (std::size_t dot = key.rfind('.'); dot != std::string::npos && dot > 0;
+       dot = key.rfind('.', dot - 1)) {
+    const std::string prefix = key.substr(0, dot + 1);
+    for (auto it = settings[0].lower_bound(prefix);
+         it != settings[0].end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+      if (!missing_somewhere(settings, it->first) && values_differ(settings, it->first))
+        return true;
+    if (dot == 0) break;
+  }
+  return false;
+}
+
+std::set<std::string> varying_settings(const std::vector<FlatConfig>& settings) {
+  std::set<std::string> all, varying;
+  for (const FlatConfig& s : settings)
+    for (const auto& kv : s)
+      if (!ignored_setting(kv.first)) all.insert(kv.first);
+  for (const std::string& key : all) {
+    if (values_differ(settings, key) ||
+        (missing_somewhere(settings, key) && !absence_explained(settings, key)))
+      varying.insert(key);
+  }
+  return varying;
+}
+
+// Live-filter-weighted mean of the per-layer selectivity means of one source.
+void read_selectivity(const json& m, const std::string& source, ReportRow& row) {
+  if (source.empty() || !m.contains("selectivity") || !m["selectivity"].contains(source)) return;
+  double sum = 0;
+  int64_t live = 0;
+  for (const auto& layer : m["selectivity"][source]) {
+    const int64_t n = layer.value("live", int64_t{0});
+    sum += static_cast<double>(n) * layer.value("mean", 0.0);
+    live += n;
+  }
+  row.live_filters = live;
+  row.mean_selectivity = live > 0 ? sum / static_cast<double>(live) : -1;
+}
+
 }  // namespace
 
-ReportTable build_report(const std::vector<std::string>& run_dirs) {
-  if (run_dirs.empty()) throw std::runtime_error("report: no run directories given");
-  std::vector<std::map<std::string, std::string>> settings;
-  std::vector<json> finals, configs;
-  std::vector<int64_t> layer_channels;
+ReportTable build_report(const std::vector<std::string>& input_dirs, bool skip_incomplete) {
+  if (input_dirs.empty()) throw std::runtime_error("report: no run directories given");
+  std::vector<FlatConfig> settings;
+  std::vector<json> finals;
+  std::vector<std::string> run_dirs;
   ReportTable t;
-  for (const std::string& dir : run_dirs) {
-    const json cfg = read_json_or_throw(dir + "/config.json");
-    std::map<std::string, std::string> flat;
-    flatten(cfg, "", flat);
-    settings.push_back(flat);
-    finals.push_back(last_metrics(dir + "/metrics.jsonl"));
-    configs.push_back(cfg);
+  for (const std::string& dir : input_dirs) {
+    try {
+      const json cfg = read_json_or_throw(dir + "/config.json");
+      json final_metrics = last_metrics(dir + "/metrics.jsonl");
+      FlatConfig flat;
+      flatten(cfg, "", flat);
+      settings.push_back(std::move(flat));
+      finals.push_back(std::move(final_metrics));
+      run_dirs.push_back(dir);
+    } catch (const std::runtime_error& e) {
+      if (!skip_incomplete) throw;
+      t.skipped.push_back(e.what());
+    }
   }
+  if (run_dirs.empty())
+    throw std::runtime_error("report: none of the " + std::to_string(input_dirs.size()) +
+                             " directories holds a run with a finished epoch");
   // Layers from the first run with per-layer counts.
   for (auto it = finals[0]["dead"]["gamma"].begin(); it != finals[0]["dead"]["gamma"].end(); ++it)
     t.layers.push_back(it.key());
+  std::sort(t.layers.begin(), t.layers.end(), natural_less);
 
-  std::set<std::string> varying;
-  for (const auto& [key, value] : settings[0]) {
-    if (ignored_setting(key)) continue;
-    for (const auto& s : settings) {
-      auto it = s.find(key);
-      if (it == s.end() || it->second != value) varying.insert(key);
-    }
-  }
-  for (std::size_t i = 1; i < settings.size(); ++i)
-    for (const auto& [key, value] : settings[i])
-      if (!ignored_setting(key) && !settings[0].count(key)) varying.insert(key);
+  std::set<std::string> varying = varying_settings(settings);
   std::vector<std::string> keys;
   for (const auto& [key, name] : kLeadSettings) {
     keys.push_back(key);
@@ -136,6 +223,7 @@ ReportTable build_report(const std::vector<std::string>& run_dirs) {
     row.activation_source = m["dead"].contains("exact_eval")   ? "exact_eval"
                             : m["dead"].contains("train_pass") ? "train_pass"
                                                                : "";
+    read_selectivity(m, row.activation_source, row);
     // Per-layer channel counts, recorded in every metrics line.
     std::map<std::string, double> channels;
     if (m.contains("channels"))
@@ -181,6 +269,7 @@ std::vector<std::string> header(const ReportTable& t) {
   for (const std::string& l : t.layers) h.push_back(l + " %dead gamma");
   h.push_back("total %dead gamma");
   h.push_back("test error %");
+  h.push_back("mean selectivity");
   h.push_back("params kept %");
   h.push_back("FLOPs kept %");
   h.push_back("activation source");
@@ -196,6 +285,7 @@ std::vector<std::string> cells(const ReportRow& r) {
   for (double v : r.dead_gamma_pct) c.push_back(fmt(v));
   c.push_back(fmt(r.total_dead_gamma_pct));
   c.push_back(fmt(r.test_error_pct, 2));
+  c.push_back(fmt(r.mean_selectivity, 3));
   c.push_back(fmt(r.params_kept_pct));
   c.push_back(fmt(r.flops_kept_pct));
   c.push_back(r.activation_source.empty() ? "-" : r.activation_source);
@@ -257,10 +347,13 @@ json report_json(const ReportTable& t) {
                     {"total_dead_activation_pct", r.total_dead_activation_pct},
                     {"total_dead_gamma_pct", r.total_dead_gamma_pct},
                     {"test_error_pct", r.test_error_pct},
+                    {"mean_selectivity", r.mean_selectivity},
+                    {"live_filters", r.live_filters},
                     {"params_kept_pct", r.params_kept_pct},
                     {"flops_kept_pct", r.flops_kept_pct}});
   }
-  return {{"layers", t.layers}, {"settings", t.setting_names}, {"rows", rows}};
+  return {
+      {"layers", t.layers}, {"settings", t.setting_names}, {"rows", rows}, {"skipped", t.skipped}};
 }
 
 }  // namespace st

@@ -15,6 +15,63 @@ void for_channel(T* base, const ChannelDims& d, int64_t c, F&& f) {
   for (int64_t n = 0; n < d.n; ++n) f(base + (n * d.c + c) * d.plane, d.plane);
 }
 
+// The plane loops below are `omp simd` reductions: the pragma lets the
+// compiler split each double sum into vector lanes (a reordering plain C++
+// forbids), which makes them several times faster than one serial chain.
+template <typename T>
+double plane_sum(const T* p, int64_t len) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < len; ++i) s += static_cast<double>(p[i]);
+  return s;
+}
+
+template <typename T>
+double plane_centred_squares(const T* p, int64_t len, double mean) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < len; ++i) {
+    const double v = static_cast<double>(p[i]) - mean;
+    s += v * v;
+  }
+  return s;
+}
+
+struct PlaneSums {
+  double dy = 0, dy_xc = 0;  // sum dy, sum dy * (x - mean)
+};
+
+template <typename T>
+PlaneSums plane_grad_sums(const T* x, const T* dy, int64_t len, double mean) {
+  double s = 0, sx = 0;
+#pragma omp simd reduction(+ : s, sx)
+  for (int64_t i = 0; i < len; ++i) {
+    const double g = static_cast<double>(dy[i]);
+    s += g;
+    sx += g * (static_cast<double>(x[i]) - mean);
+  }
+  return {s, sx};
+}
+
+// y = (x - mean) * scale + shift in T arithmetic (float, as PyTorch's CPU
+// kernel); centring first keeps a large mean from cancelling in float.
+template <typename T>
+void normalize(const T* x, int64_t len, double mean, double scale, double shift, T* y) {
+  const T m = static_cast<T>(mean), s = static_cast<T>(scale), t = static_cast<T>(shift);
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) y[i] = (x[i] - m) * s + t;
+}
+
+// dx = a * dy + b * (x - mean) + c, in T arithmetic.
+template <typename T>
+void grad_combine(const T* dy, const T* x, int64_t len, double mean, double a, double b, double c,
+                  T* dx) {
+  const T m = static_cast<T>(mean), ta = static_cast<T>(a), tb = static_cast<T>(b),
+          tc = static_cast<T>(c);
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) dx[i] = ta * dy[i] + tb * (x[i] - m) + tc;
+}
+
 }  // namespace
 
 template <typename T>
@@ -22,26 +79,23 @@ void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* runni
                              T* running_var, double momentum, double eps, const ChannelDims& d,
                              T* y, T* save_mean, T* save_invstd) {
   const double count = static_cast<double>(d.n * d.plane);
-#pragma omp parallel for schedule(static) num_threads(threads_for(d.c, d.n* d.plane))
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(d.c, d.n* d.plane))
   for (int64_t c = 0; c < d.c; ++c) {
+    // A channel's planes (n * plane values, 256 KB at 64 x 32 x 32) stay in
+    // cache across the three passes.
     double sum = 0;
-    for_channel(x, d, c, [&](const T* p, int64_t len) {
-      for (int64_t i = 0; i < len; ++i) sum += p[i];
-    });
+    for_channel(x, d, c, [&](const T* p, int64_t len) { sum += plane_sum(p, len); });
     const double mean = sum / count;
     // Two passes: the centred sum of squares does not cancel catastrophically.
     double sq = 0;
-    for_channel(x, d, c, [&](const T* p, int64_t len) {
-      for (int64_t i = 0; i < len; ++i) sq += (p[i] - mean) * (p[i] - mean);
-    });
+    for_channel(x, d, c,
+                [&](const T* p, int64_t len) { sq += plane_centred_squares(p, len, mean); });
     const double var = sq / count;
     const double invstd = 1.0 / std::sqrt(var + eps);
     const double scale = gamma[c] * invstd;
-    const double shift = beta[c] - mean * scale;
     for (int64_t n = 0; n < d.n; ++n) {
-      const T* xp = x + (n * d.c + c) * d.plane;
-      T* yp = y + (n * d.c + c) * d.plane;
-      for (int64_t i = 0; i < d.plane; ++i) yp[i] = static_cast<T>(xp[i] * scale + shift);
+      const int64_t at = (n * d.c + c) * d.plane;
+      normalize(x + at, d.plane, mean, scale, static_cast<double>(beta[c]), y + at);
     }
     save_mean[c] = static_cast<T>(mean);
     save_invstd[c] = static_cast<T>(invstd);
@@ -57,11 +111,10 @@ void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* 
 #pragma omp parallel for schedule(static) num_threads(threads_for(d.c, d.n* d.plane))
   for (int64_t c = 0; c < d.c; ++c) {
     const double scale = gamma[c] / std::sqrt(static_cast<double>(running_var[c]) + eps);
-    const double shift = beta[c] - running_mean[c] * scale;
     for (int64_t n = 0; n < d.n; ++n) {
-      const T* xp = x + (n * d.c + c) * d.plane;
-      T* yp = y + (n * d.c + c) * d.plane;
-      for (int64_t i = 0; i < d.plane; ++i) yp[i] = static_cast<T>(xp[i] * scale + shift);
+      const int64_t at = (n * d.c + c) * d.plane;
+      normalize(x + at, d.plane, static_cast<double>(running_mean[c]), scale,
+                static_cast<double>(beta[c]), y + at);
     }
   }
 }
@@ -73,30 +126,26 @@ template <typename T>
 void batchnorm_backward(const T* x, const T* gamma, const T* save_mean, const T* save_invstd,
                         const T* dy, const ChannelDims& d, T* dx, T* dgamma, T* dbeta) {
   const double count = static_cast<double>(d.n * d.plane);
-#pragma omp parallel for schedule(static) num_threads(threads_for(d.c, d.n* d.plane))
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(d.c, d.n* d.plane))
   for (int64_t c = 0; c < d.c; ++c) {
     const double mean = save_mean[c], invstd = save_invstd[c];
-    double sum_dy = 0, sum_dy_xhat = 0;
+    double sum_dy = 0, sum_dy_xc = 0;
     for (int64_t n = 0; n < d.n; ++n) {
-      const T* xp = x + (n * d.c + c) * d.plane;
-      const T* dyp = dy + (n * d.c + c) * d.plane;
-      for (int64_t i = 0; i < d.plane; ++i) {
-        sum_dy += dyp[i];
-        sum_dy_xhat += dyp[i] * (xp[i] - mean);
-      }
+      const int64_t at = (n * d.c + c) * d.plane;
+      const PlaneSums s = plane_grad_sums(x + at, dy + at, d.plane, mean);
+      sum_dy += s.dy;
+      sum_dy_xc += s.dy_xc;
     }
-    sum_dy_xhat *= invstd;
+    const double sum_dy_xhat = sum_dy_xc * invstd;
     dbeta[c] = static_cast<T>(sum_dy);
     dgamma[c] = static_cast<T>(sum_dy_xhat);
+    // dx = k * (count * dy - sum_dy - (x - mean) * invstd * sum_dy_xhat)
+    //    = a * dy + b * (x - mean) + c0, the per-channel constants folded once.
     const double k = gamma[c] * invstd / count;
+    const double a = k * count, b = -k * invstd * sum_dy_xhat, c0 = -k * sum_dy;
     for (int64_t n = 0; n < d.n; ++n) {
-      const T* xp = x + (n * d.c + c) * d.plane;
-      const T* dyp = dy + (n * d.c + c) * d.plane;
-      T* dxp = dx + (n * d.c + c) * d.plane;
-      for (int64_t i = 0; i < d.plane; ++i) {
-        const double xhat = (xp[i] - mean) * invstd;
-        dxp[i] = static_cast<T>(k * (count * dyp[i] - sum_dy - xhat * sum_dy_xhat));
-      }
+      const int64_t at = (n * d.c + c) * d.plane;
+      grad_combine(dy + at, x + at, d.plane, mean, a, b, c0, dx + at);
     }
   }
 }

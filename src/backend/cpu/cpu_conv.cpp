@@ -1,17 +1,18 @@
-// Convolution by im2col lowering: each image's receptive fields are unrolled
-// into a [C*kh*kw, OH*OW] matrix so the convolution becomes one GEMM with the
-// [O, C*kh*kw] weight matrix. Images are spread over OpenMP threads, each
-// calling a single-threaded GEMM on its own scratch buffers. Measured on 2
-// busy cores against a serial image loop with OpenBLAS's own threads: equal at
-// 64 channels on 32x32, faster at 256 channels on 4x4 (OpenBLAS threads do not
-// split a 16-column GEMM well), and far steadier at 16 channels, where
-// OpenBLAS's threads stalled under load (10x slower on some runs).
+// Convolution by im2col lowering: receptive fields are unrolled into a
+// [C*kh*kw, OH*OW] matrix per image so that the convolution becomes a GEMM
+// with the [O, C*kh*kw] weight matrix. Images are lowered side by side in
+// groups, so that each GEMM has at least kMinColumns columns: OpenBLAS packs
+// the weight matrix on every call, and on deep layers with small planes (16
+// or 64 columns per image) that packing, not the multiply, dominated the
+// per-image GEMMs. Groups are spread over OpenMP threads, each calling a
+// single-threaded GEMM on its own scratch buffers (OpenBLAS's own threads
+// split small GEMMs poorly and stalled under load).
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_runtime.h"
+#include "backend/cpu/cpu_winograd.h"
 
 namespace st::cpu {
 namespace {
@@ -36,23 +37,26 @@ bool is_pointwise(const ConvGeom& g) {
          g.pad_w == 0;
 }
 
+// Unrolls one image into rows of `ld` elements (ld >= OH*OW): row
+// (c*kh + ki)*kw + kj holds input channel c shifted by (ki, kj), zero outside
+// the image. Several images share a matrix by writing at column offsets.
 template <typename T>
-void im2col(const T* x, const WindowDims& d, T* col) {
+void im2col(const T* x, const WindowDims& d, T* col, int64_t ld) {
   const ConvGeom& g = d.g;
   for (int64_t c = 0; c < d.c; ++c) {
     for (int ki = 0; ki < g.kh; ++ki) {
       ValidRange rows = valid_outputs(d.oh, d.h, g.stride_h, g.pad_h, ki);
       for (int kj = 0; kj < g.kw; ++kj) {
         ValidRange cols = valid_outputs(d.ow, d.w, g.stride_w, g.pad_w, kj);
-        T* dst = col + ((c * g.kh + ki) * g.kw + kj) * d.oh * d.ow;
+        T* dst = col + ((c * g.kh + ki) * g.kw + kj) * ld;
         std::fill(dst, dst + rows.lo * d.ow, T(0));
+        const int64_t shift = kj - g.pad_w;
         for (int64_t oh = rows.lo; oh < rows.hi; ++oh) {
           const T* src = x + (c * d.h + oh * g.stride_h - g.pad_h + ki) * d.w;
-          const int64_t shift = kj - g.pad_w;
           T* out = dst + oh * d.ow;
           std::fill(out, out + cols.lo, T(0));
           if (g.stride_w == 1) {
-            std::memcpy(out + cols.lo, src + cols.lo + shift, (cols.hi - cols.lo) * sizeof(T));
+            std::copy(src + cols.lo + shift, src + cols.hi + shift, out + cols.lo);
           } else {
             for (int64_t ow = cols.lo; ow < cols.hi; ++ow) out[ow] = src[ow * g.stride_w + shift];
           }
@@ -66,7 +70,7 @@ void im2col(const T* x, const WindowDims& d, T* col) {
 
 // The adjoint of im2col: accumulates each column entry back onto its input pixel.
 template <typename T>
-void col2im(const T* col, const WindowDims& d, T* x) {
+void col2im(const T* col, const WindowDims& d, int64_t ld, T* x) {
   const ConvGeom& g = d.g;
   std::fill(x, x + d.c * d.h * d.w, T(0));
   for (int64_t c = 0; c < d.c; ++c) {
@@ -74,46 +78,121 @@ void col2im(const T* col, const WindowDims& d, T* x) {
       ValidRange rows = valid_outputs(d.oh, d.h, g.stride_h, g.pad_h, ki);
       for (int kj = 0; kj < g.kw; ++kj) {
         ValidRange cols = valid_outputs(d.ow, d.w, g.stride_w, g.pad_w, kj);
-        const T* src = col + ((c * g.kh + ki) * g.kw + kj) * d.oh * d.ow;
+        const T* src = col + ((c * g.kh + ki) * g.kw + kj) * ld;
+        const int64_t shift = kj - g.pad_w;
         for (int64_t oh = rows.lo; oh < rows.hi; ++oh) {
           T* dst = x + (c * d.h + oh * g.stride_h - g.pad_h + ki) * d.w;
-          const int64_t shift = kj - g.pad_w;
           const T* in = src + oh * d.ow;
-          for (int64_t ow = cols.lo; ow < cols.hi; ++ow) dst[ow * g.stride_w + shift] += in[ow];
+          if (g.stride_w == 1) {
+            T* out = dst + shift;
+            for (int64_t ow = cols.lo; ow < cols.hi; ++ow) out[ow] += in[ow];
+          } else {
+            for (int64_t ow = cols.lo; ow < cols.hi; ++ow) dst[ow * g.stride_w + shift] += in[ow];
+          }
         }
       }
     }
   }
 }
 
+int64_t unrolled_rows(const WindowDims& d) {
+  return d.c * d.g.kh * d.g.kw;
+}
+
+// GEMM columns below which OpenBLAS's per-call packing of the weights costs
+// more than the multiply gains (measured on BasicNet's 4x4 and 8x8 layers).
+constexpr int64_t kMinColumns = 256;
+
 // Weight-gradient chunks per thread in the backward (see conv2d_backward).
 constexpr int64_t kChunksPerThread = 4;
 
-int64_t unrolled_rows(const WindowDims& d) {
-  return d.c * d.g.kh * d.g.kw;
+// How the batch is lowered: `group` images side by side per GEMM.
+struct Lowering {
+  int64_t k = 0, p = 0;  // rows and columns of one image's unrolled matrix
+  int64_t group = 1, groups = 0;
+  bool pointwise = false;  // the image is its own unrolled matrix (group is 1)
+
+  int64_t first(int64_t g) const { return g * group; }
+  int64_t images(int64_t g, int64_t n) const { return std::min(group, n - g * group); }
+};
+
+Lowering plan_lowering(const WindowDims& d, int team) {
+  Lowering l;
+  l.k = d.c * d.g.kh * d.g.kw;
+  l.p = d.oh * d.ow;
+  l.pointwise = is_pointwise(d.g);
+  if (!l.pointwise && l.p > 0) {
+    l.group = std::clamp<int64_t>(ceil_div(kMinColumns, l.p), 1, std::max<int64_t>(d.n, 1));
+    // At least two groups per thread, so that a thread slowed by other load
+    // leaves work the others can take.
+    if (team > 1) l.group = std::min(l.group, std::max<int64_t>(1, d.n / (2 * team)));
+  }
+  l.groups = ceil_div(d.n, l.group);
+  return l;
+}
+
+// Lowers images [n0, n0 + nb) side by side into col [k, nb * p]; returns the
+// matrix to multiply (the image itself for a single pointwise image).
+template <typename T>
+const T* lower_group(const T* x, const WindowDims& d, const Lowering& l, int64_t n0, int64_t nb,
+                     T* col) {
+  const int64_t x_stride = d.c * d.h * d.w;
+  if (l.pointwise) return x + n0 * x_stride;
+  for (int64_t i = 0; i < nb; ++i) im2col(x + (n0 + i) * x_stride, d, col + i * l.p, nb * l.p);
+  return col;
+}
+
+// Copies the [o, nb * p] GEMM result of a group into its NCHW images, adding the bias.
+template <typename T>
+void scatter_output(const T* out, const T* bias, const WindowDims& d, const Lowering& l, int64_t n0,
+                    int64_t nb, T* y) {
+  const int64_t cols = nb * l.p;
+  for (int64_t i = 0; i < nb; ++i) {
+    T* yn = y + (n0 + i) * d.o * l.p;
+    for (int64_t o = 0; o < d.o; ++o) {
+      const T* src = out + o * cols + i * l.p;
+      T* dst = yn + o * l.p;
+      const T b = bias ? bias[o] : T(0);
+      for (int64_t j = 0; j < l.p; ++j) dst[j] = src[j] + b;
+    }
+  }
+}
+
+// Gathers the NCHW output gradients of a group into one [o, nb * p] matrix.
+template <typename T>
+void gather_output_grad(const T* dy, const WindowDims& d, const Lowering& l, int64_t n0, int64_t nb,
+                        T* out) {
+  const int64_t cols = nb * l.p;
+  for (int64_t i = 0; i < nb; ++i) {
+    const T* dyn = dy + (n0 + i) * d.o * l.p;
+    for (int64_t o = 0; o < d.o; ++o)
+      std::copy(dyn + o * l.p, dyn + (o + 1) * l.p, out + o * cols + i * l.p);
+  }
 }
 
 }  // namespace
 
 template <typename T>
 void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y) {
-  const int64_t k = unrolled_rows(d), p = d.oh * d.ow;
-  const int64_t x_stride = d.c * d.h * d.w, y_stride = d.o * p;
-  const bool pointwise = is_pointwise(d.g);
-  const int team = threads_for(d.n, d.o * k * p);
+  if (winograd_applies(d)) return winograd_conv_forward(x, w, bias, d, y);
+  const int team = threads_for(d.n, d.o * unrolled_rows(d) * d.oh * d.ow);
+  const Lowering l = plan_lowering(d, team);
   SingleThreadedBlas guard(team > 1);
 #pragma omp parallel num_threads(team)
   {
-    T* col = pointwise ? nullptr : scratch<T>(Scratch::Col, k * p);
+    const int64_t cols = l.group * l.p;
+    T* col = l.pointwise ? nullptr : scratch<T>(Scratch::Col, l.k * cols);
+    T* out = scratch<T>(Scratch::Gather, d.o * cols);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t n = 0; n < d.n; ++n) {
-      const T* xn = x + n * x_stride;
-      T* yn = y + n * y_stride;
-      if (!pointwise) im2col(xn, d, col);
-      gemm(false, false, d.o, p, k, T(1), w, k, pointwise ? xn : col, p, T(0), yn, p);
-      if (bias)
-        for (int64_t o = 0; o < d.o; ++o)
-          for (int64_t i = 0; i < p; ++i) yn[o * p + i] += bias[o];
+    for (int64_t g = 0; g < l.groups; ++g) {
+      const int64_t n0 = l.first(g), nb = l.images(g, d.n);
+      const T* b = lower_group(x, d, l, n0, nb, col);
+      if (nb == 1 && !bias) {
+        gemm(false, false, d.o, l.p, l.k, T(1), w, l.k, b, l.p, T(0), y + n0 * d.o * l.p, l.p);
+      } else {
+        gemm(false, false, d.o, nb * l.p, l.k, T(1), w, l.k, b, nb * l.p, T(0), out, nb * l.p);
+        scatter_output(out, bias, d, l, n0, nb, y);
+      }
     }
   }
 }
@@ -121,39 +200,46 @@ void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, 
 template <typename T>
 void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T* dx, T* dw,
                      T* db) {
-  const int64_t k = unrolled_rows(d), p = d.oh * d.ow;
-  const int64_t x_stride = d.c * d.h * d.w, y_stride = d.o * p, w_size = d.o * k;
-  const bool pointwise = is_pointwise(d.g);
-  const int team = threads_for(d.n, d.o * k * p * (dx ? 2 : 1));
+  if (winograd_applies(d)) return winograd_conv_backward(x, w, dy, d, dx, dw, db);
+  const int64_t w_size = d.o * unrolled_rows(d), y_stride = d.o * d.oh * d.ow;
+  const int team = threads_for(d.n, w_size * d.oh * d.ow * (dx ? 2 : 1));
+  const Lowering l = plan_lowering(d, team);
   SingleThreadedBlas guard(team > 1);
-  // The batch is cut into fixed chunks of consecutive images, more chunks than
-  // threads so that a thread slowed by other load does not hold up the rest.
-  // Each chunk sums its weight gradients into its own buffer and the buffers
-  // are added in chunk order: dw is bitwise reproducible for a given thread
-  // count, whichever thread ran which chunk.
-  const int64_t chunks = team == 1 ? 1 : std::min<int64_t>(d.n, kChunksPerThread * team);
+  // The groups are cut into fixed chunks of consecutive groups, more chunks
+  // than threads so that a thread slowed by other load does not hold up the
+  // rest. Each chunk sums its weight gradients into its own buffer and the
+  // buffers are added in chunk order: dw is bitwise reproducible for a given
+  // thread count, whichever thread ran which chunk.
+  const int64_t chunks = team == 1 ? 1 : std::min<int64_t>(l.groups, kChunksPerThread * team);
   T* extra = chunks > 1 ? scratch<T>(Scratch::WeightGrad, (chunks - 1) * w_size) : nullptr;
   auto partial = [&](int64_t chunk) { return chunk == 0 ? dw : extra + (chunk - 1) * w_size; };
 #pragma omp parallel num_threads(team)
   {
-    T* col = pointwise ? nullptr : scratch<T>(Scratch::Col, k * p);
-    T* dcol = (pointwise || !dx) ? nullptr : scratch<T>(Scratch::ColGrad, k * p);
+    const int64_t cols = l.group * l.p;
+    T* col = l.pointwise ? nullptr : scratch<T>(Scratch::Col, l.k * cols);
+    T* dcol = (l.pointwise || !dx) ? nullptr : scratch<T>(Scratch::ColGrad, l.k * cols);
+    T* grad = l.group > 1 ? scratch<T>(Scratch::Gather, d.o * cols) : nullptr;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       T* acc = partial(chunk);
-      const int64_t first = chunk * d.n / chunks, last = (chunk + 1) * d.n / chunks;
-      for (int64_t n = first; n < last; ++n) {
-        const T* xn = x + n * x_stride;
-        const T* dyn = dy + n * y_stride;
-        if (!pointwise) im2col(xn, d, col);
-        // dW (+)= dY_n [O, P] * col^T [P, K]
-        gemm(false, true, d.o, k, p, T(1), dyn, p, pointwise ? xn : col, p, T(n == first ? 0 : 1),
-             acc, k);
+      const int64_t first = chunk * l.groups / chunks, last = (chunk + 1) * l.groups / chunks;
+      for (int64_t g = first; g < last; ++g) {
+        const int64_t n0 = l.first(g), nb = l.images(g, d.n), m = nb * l.p;
+        const T* b = lower_group(x, d, l, n0, nb, col);
+        const T* dyg = dy + n0 * y_stride;
+        if (nb > 1) {
+          gather_output_grad(dy, d, l, n0, nb, grad);
+          dyg = grad;
+        }
+        // dW (+)= dY [O, m] * col^T [m, K]
+        gemm(false, true, d.o, l.k, m, T(1), dyg, m, b, m, T(g == first ? 0 : 1), acc, l.k);
         if (dx) {
-          T* dxn = dx + n * x_stride;
-          // dcol = W^T [K, O] * dY_n [O, P]
-          gemm(true, false, k, p, d.o, T(1), w, k, dyn, p, T(0), pointwise ? dxn : dcol, p);
-          if (!pointwise) col2im(dcol, d, dxn);
+          // dcol = W^T [K, O] * dY [O, m]
+          T* dxg = dx + n0 * d.c * d.h * d.w;
+          gemm(true, false, l.k, m, d.o, T(1), w, l.k, dyg, m, T(0), l.pointwise ? dxg : dcol, m);
+          if (!l.pointwise)
+            for (int64_t i = 0; i < nb; ++i)
+              col2im(dcol + i * l.p, d, m, dxg + i * d.c * d.h * d.w);
         }
       }
       if (first == last) std::fill(acc, acc + w_size, T(0));
@@ -171,8 +257,8 @@ void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T
       for (int64_t o = 0; o < d.o; ++o) {
         double sum = 0;
         for (int64_t n = 0; n < d.n; ++n) {
-          const T* row = dy + n * y_stride + o * p;
-          for (int64_t i = 0; i < p; ++i) sum += row[i];
+          const T* row = dy + n * y_stride + o * d.oh * d.ow;
+          for (int64_t i = 0; i < d.oh * d.ow; ++i) sum += row[i];
         }
         db[o] = static_cast<T>(sum);
       }

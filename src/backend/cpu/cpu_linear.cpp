@@ -1,5 +1,5 @@
-// The fully connected layer (one multi-threaded GEMM per product) and the
-// softmax cross-entropy head.
+// The fully connected layer (one GEMM per product, multi-threaded only when
+// large) and the softmax cross-entropy head.
 #include <algorithm>
 #include <cmath>
 
@@ -7,10 +7,20 @@
 #include "backend/cpu/cpu_runtime.h"
 
 namespace st::cpu {
+namespace {
 
+// Multiply-accumulates below which a linear layer's GEMM runs on one thread.
+constexpr int64_t kBlasThreadsMinWork = int64_t{1} << 24;
+
+}  // namespace
+
+// The classifier's GEMMs are tiny (64 x 512 x 10 in BasicNet) but above
+// OpenBLAS's threading threshold: its worker thread would wake for
+// microseconds of work and then spin, competing with the OpenMP threads.
 template <typename T>
 void linear_forward(const T* x, const T* w, const T* bias, int64_t n, int64_t in, int64_t out,
                     T* y) {
+  SingleThreadedBlas guard(n * in * out < kBlasThreadsMinWork);
   gemm(false, true, n, out, in, T(1), x, in, w, in, T(0), y, out);
   if (bias)
     for (int64_t r = 0; r < n; ++r)
@@ -20,6 +30,7 @@ void linear_forward(const T* x, const T* w, const T* bias, int64_t n, int64_t in
 template <typename T>
 void linear_backward(const T* x, const T* w, const T* dy, int64_t n, int64_t in, int64_t out, T* dx,
                      T* dw, T* db) {
+  SingleThreadedBlas guard(n * in * out < kBlasThreadsMinWork);
   if (dx) gemm(false, false, n, in, out, T(1), dy, out, w, in, T(0), dx, in);  // dY W
   gemm(true, false, out, in, n, T(1), dy, out, x, in, T(0), dw, in);           // dY^T X
   if (db) {

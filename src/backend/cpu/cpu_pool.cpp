@@ -20,6 +20,45 @@ Window clipped_window(const WindowDims& d, int64_t oh, int64_t ow) {
           std::min<int64_t>(w0 + d.g.kw, d.w)};
 }
 
+bool is_2x2_stride_2(const ConvGeom& g) {
+  return g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 &&
+         g.pad_w == 0;
+}
+
+// One output row of 2x2, stride-2 pooling from input rows r0 and r1 (flat
+// indices base and base + w). The four candidates are compared with selects,
+// not branches, so the loop vectorizes; the first candidate always wins
+// against the initial -inf (or ties with it at the same index).
+template <typename T>
+void maxpool_2x2_row(const T* __restrict r0, const T* __restrict r1, int32_t base, int32_t w,
+                     int64_t ow, T* __restrict y, int32_t* __restrict arg) {
+#pragma omp simd
+  for (int64_t j = 0; j < ow; ++j) {
+    const int32_t c = base + 2 * static_cast<int32_t>(j);
+    T best = r0[2 * j];
+    int32_t at = c;
+    const T v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];
+    bool take = v1 > best || v1 != v1;  // v != v: NaN propagates
+    best = take ? v1 : best, at = take ? c + 1 : at;
+    take = v2 > best || v2 != v2;
+    best = take ? v2 : best, at = take ? c + w : at;
+    take = v3 > best || v3 != v3;
+    best = take ? v3 : best, at = take ? c + w + 1 : at;
+    y[j] = best;
+    arg[j] = at;
+  }
+}
+
+// The usual 2x2, stride-2 pooling: every window lies inside the plane (no clipping).
+template <typename T>
+void maxpool_2x2_plane(const T* xp, const WindowDims& d, T* yp, int32_t* ap) {
+  const int32_t w = static_cast<int32_t>(d.w);
+  for (int64_t oh = 0; oh < d.oh; ++oh) {
+    const int32_t base = static_cast<int32_t>(2 * oh) * w;
+    maxpool_2x2_row(xp + base, xp + base + w, base, w, d.ow, yp + oh * d.ow, ap + oh * d.ow);
+  }
+}
+
 }  // namespace
 
 // Padding acts as -inf; the first maximum in row-major window order wins and a
@@ -27,6 +66,12 @@ Window clipped_window(const WindowDims& d, int64_t oh, int64_t ow) {
 template <typename T>
 void maxpool2d_forward(const T* x, const WindowDims& d, T* y, int32_t* argmax) {
   const int64_t planes = d.n * d.c, in_plane = d.h * d.w, out_plane = d.oh * d.ow;
+  if (is_2x2_stride_2(d.g)) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(planes, 4 * out_plane))
+    for (int64_t pl = 0; pl < planes; ++pl)
+      maxpool_2x2_plane(x + pl * in_plane, d, y + pl * out_plane, argmax + pl * out_plane);
+    return;
+  }
 #pragma omp parallel for schedule(static) \
     num_threads(threads_for(planes, out_plane* d.g.kh* d.g.kw))
   for (int64_t pl = 0; pl < planes; ++pl) {

@@ -57,11 +57,11 @@ class SingleThreadedBlas {
 // Per-thread, grow-only scratch buffers so the hot path does not allocate.
 // Each slot is an independent buffer; the pointer is valid until the same
 // thread asks for the same slot and type again.
-enum class Scratch { Col, ColGrad, WeightGrad };
+enum class Scratch { Col, ColGrad, WeightGrad, Gather, Weights, Rows, Plane, kCount };
 
 template <typename T>
 T* scratch(Scratch slot, int64_t count) {
-  thread_local std::vector<T> buffers[3];
+  thread_local std::vector<T> buffers[static_cast<int>(Scratch::kCount)];
   std::vector<T>& b = buffers[static_cast<int>(slot)];
   if (static_cast<int64_t>(b.size()) < count) b.resize(static_cast<std::size_t>(count));
   return b.data();

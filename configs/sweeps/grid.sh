@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Prints the grid lines of one study (input for run_grid.sh and scripts/slurm_sweep.sh).
+#
+#   grid.sh STUDY [--optimizers "LIST"] [--regs "LIST"] [--strengths "LIST"]
+#                 [--lr OPT=VALUE]... [--values "LIST"]
+#
+# Studies:
+#   paper       optimizer x regularization x strength (the paper's main grid)
+#   batch       batch size          (--values, default "16 32 64 128")
+#   lr          learning rate, as factors of each optimizer's lr (--values, default "0.3 1 3")
+#   width       network width       (--values, default "0.125 0.25 0.5")
+#   difficulty  task difficulty: Fashion-MNIST, then synthetic 28x28 10-class data at the noise
+#               levels of --values (default "1 2 4"; more noise is harder)
+#
+# Defaults: --optimizers "sgd adam adamw adagrad rmsprop adadelta adamax",
+# --regs "none l2 decoupled", --strengths "1e-4 5e-4 1e-3" for the paper study; the side
+# studies vary one key around "adam sgd" with l2 at "5e-4".
+#
+# AdamW is Adam with decoupled weight decay (docs/config.md), so the grid does not run the
+# same thing twice: Adam covers none and l2, AdamW covers decoupled. For the other
+# optimizers "decoupled" is theta <- theta * (1 - lr * lambda) applied after their own step.
+#
+# Each optimizer runs at its own learning rate (override with --lr OPT=VALUE); see
+# configs/sweeps/README.md for why these values.
+set -euo pipefail
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+}
+die() {
+  echo "grid.sh: $*" >&2
+  exit 2
+}
+
+declare -A lr=(
+  [sgd]=0.05 [adam]=3e-3 [adamw]=3e-3 [adagrad]=1e-2 [rmsprop]=1e-3 [adadelta]=1.0 [adamax]=2e-3
+)
+declare -A extra_hyper=([sgd]="optimizer.momentum=0.9")
+
+[ $# -ge 1 ] || usage
+study="$1"
+shift
+case "$study" in
+paper)
+  optimizers="sgd adam adamw adagrad rmsprop adadelta adamax"
+  regs="none l2 decoupled"
+  strengths="1e-4 5e-4 1e-3"
+  values=""
+  ;;
+batch | lr | width | difficulty)
+  optimizers="adam sgd"
+  regs="l2"
+  strengths="5e-4"
+  case "$study" in
+  batch) values="16 32 64 128" ;;
+  lr) values="0.3 1 3" ;;
+  width) values="0.125 0.25 0.5" ;;
+  difficulty) values="1 2 4" ;;
+  esac
+  ;;
+-h | --help) usage ;;
+*) die "unknown study '$study' (paper, batch, lr, width, difficulty)" ;;
+esac
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --optimizers) optimizers="${2:?}" && shift 2 ;;
+  --regs) regs="${2:?}" && shift 2 ;;
+  --strengths) strengths="${2:?}" && shift 2 ;;
+  --values) values="${2:?}" && shift 2 ;;
+  --lr)
+    [[ "${2:-}" == *=* ]] || die "--lr expects OPT=VALUE, got '${2:-}'"
+    lr[${2%%=*}]="${2#*=}"
+    shift 2
+    ;;
+  -h | --help) usage ;;
+  *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+
+for opt in $optimizers; do
+  [ -n "${lr[$opt]:-}" ] || die "unknown optimizer '$opt' (${!lr[*]})"
+done
+for reg in $regs; do
+  case "$reg" in none | l2 | decoupled) ;; *) die "unknown regularization '$reg'" ;; esac
+done
+
+# The optimizer part of a line: name, learning rate (times a factor) and fixed hyper-parameters.
+optimizer_overrides() {
+  local opt="$1" factor="${2:-1}" rate
+  rate="$(awk -v a="${lr[$opt]}" -v f="$factor" 'BEGIN { printf "%.4g", a * f }')"
+  echo "optimizer.name=$opt optimizer.lr=$rate ${extra_hyper[$opt]:-}"
+}
+
+# Whether the grid runs optimizer $1 with regularization $2 (see AdamW above).
+runs_combination() {
+  case "$1:$2" in
+  adam:decoupled | adamw:none | adamw:l2) return 1 ;;
+  *) return 0 ;;
+  esac
+}
+
+# Prints "NAME-SUFFIX overrides" for every optimizer x regularization x strength.
+emit() {
+  local suffix="$1" more="$2" factor="${3:-1}" opt reg s
+  for opt in $optimizers; do
+    for reg in $regs; do
+      runs_combination "$opt" "$reg" || continue
+      if [ "$reg" = none ]; then
+        echo "$opt-none$suffix $(optimizer_overrides "$opt" "$factor") regularization.kind=none" \
+          "regularization.lambda=0 $more"
+        continue
+      fi
+      for s in $strengths; do
+        echo "$opt-$reg-$s$suffix $(optimizer_overrides "$opt" "$factor")" \
+          "regularization.kind=$reg regularization.lambda=$s $more"
+      done
+    done
+  done
+}
+
+emit_study() {
+  local v
+  case "$study" in
+  paper) emit "" "" ;;
+  batch) for v in $values; do emit "-bs$v" "training.batch_size=$v"; done ;;
+  lr) for v in $values; do emit "-lrx$v" "" "$v"; done ;;
+  width) for v in $values; do emit "-w$v" "model.width=$v"; done ;;
+  difficulty)
+    emit "-fmnist" ""
+    for v in $values; do
+      emit "-synth-noise$v" "data.kind=synthetic data.synthetic.channels=1 \
+data.synthetic.height=28 data.synthetic.width=28 data.synthetic.classes=10 \
+data.synthetic.train_size=10000 data.synthetic.test_size=2000 data.synthetic.noise=$v"
+    done
+    ;;
+  esac
+}
+
+# Squeeze the spaces left by empty parts.
+emit_study | tr -s ' ' | sed 's/ $//'

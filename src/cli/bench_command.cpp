@@ -1,0 +1,485 @@
+// `sparsetrain bench`: times the full training step (forward, softmax
+// cross-entropy, backward, Adam with L2) of a preset on synthetic data, with
+// batches from the real BatchLoader and its prefetch thread, and prints ms per
+// step, GFLOP/s and images/s. FLOP convention: a training step counts 3 x the
+// forward FLOPs of Model::flops_per_image() (2 x the multiply-accumulates of
+// conv and linear layers: forward, input gradient, weight gradient); BN, ReLU,
+// pooling and the optimizer are not counted.
+#include <cblas.h>
+
+#include <time.h>
+#include <algorithm>
+
+#include <chrono>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "cli/bench_profile.h"
+#include "cli/commands.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "nn/layer_spec.h"
+#include "nn/model.h"
+#include "optim/optimizer.h"
+
+namespace st {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchOptions {
+  std::string preset = "basicnet";
+  double width = 1.0;
+  int64_t batch = 64;
+  int channels = 3;
+  int size = 32;
+  int classes = 10;
+  int threads = 0;  // 0: all cores
+  std::string device = "cpu";
+  int warmup = 2;
+  int steps = 10;
+  int64_t epoch = 0;  // > 0: time one epoch of this many images instead of `steps`
+  bool gemm = false;
+  bool profile = false;
+  bool json = false;
+  double lr = 1e-3;
+  double weight_decay = 5e-4;
+  double dead_fraction = 0;
+};
+
+// CPU time of the whole process (all threads, the loader's included): under
+// load from other processes it grows far less than the wall-clock time.
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+double mean(const std::vector<double>& v) {
+  return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
+void validate(const BenchOptions& o) {
+  auto require = [](bool ok, const std::string& what) {
+    if (!ok) throw UsageError("bench: " + what);
+  };
+  const std::vector<std::string> presets = preset_names();
+  std::string known;
+  for (const std::string& p : presets) known += (known.empty() ? "" : ", ") + p;
+  require(std::find(presets.begin(), presets.end(), o.preset) != presets.end(),
+          "--preset '" + o.preset + "' is not one of " + known);
+  require(o.width > 0, "--width must be positive, got " + std::to_string(o.width));
+  require(o.batch >= 1, "--batch must be at least 1, got " + std::to_string(o.batch));
+  require(o.channels >= 1, "--channels must be at least 1, got " + std::to_string(o.channels));
+  require(o.size >= 8,
+          "--size must be at least 8 (three 2x2 poolings), got " + std::to_string(o.size));
+  require(o.classes >= 2, "--classes must be at least 2, got " + std::to_string(o.classes));
+  require(o.threads >= 0,
+          "--threads must be 0 (all cores) or more, got " + std::to_string(o.threads));
+  require(o.warmup >= 0, "--warmup must be 0 or more, got " + std::to_string(o.warmup));
+  require(o.steps >= 1, "--steps must be at least 1, got " + std::to_string(o.steps));
+  require(o.epoch >= 0,
+          "--epoch must be 0 (off) or a number of images, got " + std::to_string(o.epoch));
+  require(o.epoch == 0 || o.epoch >= o.batch, "--epoch " + std::to_string(o.epoch) +
+                                                  " is smaller than one batch of " +
+                                                  std::to_string(o.batch));
+  require(o.dead_fraction >= 0 && o.dead_fraction < 1,
+          "--dead-fraction must lie in [0, 1), got " + std::to_string(o.dead_fraction));
+}
+
+// Learnable synthetic images (noise 1.0: the loss falls visibly over a few steps).
+data::Dataset make_bench_data(const BenchOptions& o, int64_t images) {
+  data::SyntheticOptions s;
+  s.size = images;
+  s.channels = o.channels;
+  s.height = o.size;
+  s.width = o.size;
+  s.classes = o.classes;
+  s.noise = 1.0f;
+  return data::make_synthetic(s);
+}
+
+// Batches as a training run sees them: shuffled, normalized, randomly cropped
+// and flipped, prepared on the loader's worker thread.
+data::LoaderOptions loader_options(const BenchOptions& o, const data::Dataset& d) {
+  data::LoaderOptions l;
+  l.batch_size = o.batch;
+  l.shuffle = true;
+  l.drop_last = false;
+  l.seed = 1;
+  l.normalization = data::normalization_from(d);
+  l.augmentation.crop_padding = 4;
+  l.augmentation.horizontal_flip = true;
+  l.prefetch = true;
+  return l;
+}
+
+// Silences a fraction of every BN channel (gamma = beta = 0), so the ReLU after
+// it outputs zeros: the dead filters of the paper, to see whether their zeros
+// change the step time. A dead channel stays dead (its gradients are zero).
+void kill_filters(Model& model, double fraction) {
+  if (fraction <= 0) return;
+  for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) {
+    const std::string bn = model.specs()[b.bn].name;
+    const int64_t dead = static_cast<int64_t>(fraction * static_cast<double>(b.channels));
+    for (const char* field : {".weight", ".bias"}) {
+      Tensor t = model.tensor(bn + field);
+      std::vector<float> v = t.to_vector_f32();
+      std::fill(v.begin(), v.begin() + dead, 0.0f);
+      t.copy_from(Tensor::from_vector(v, t.shape()));
+    }
+  }
+}
+
+// One training step's buffers and the objects it drives.
+class Trainer {
+ public:
+  Trainer(const BenchOptions& o, Backend& backend)
+      : backend_(backend),
+        model_(make_preset(o.preset, o.width),
+               InputShape{o.channels, static_cast<int64_t>(o.size), static_cast<int64_t>(o.size)},
+               o.classes, backend),
+        optimizer_(adam(o), RegKind::L2, o.weight_decay, model_),
+        lr_(o.lr) {
+    kill_filters(model_, o.dead_fraction);
+  }
+
+  Model& model() { return model_; }
+
+  // Forward, loss, backward and the optimizer update; returns the loss.
+  double step(const data::Batch& b) {
+    const int64_t n = b.size();
+    if (!probs_.defined() || probs_.dim(0) != n) {
+      probs_ = Tensor({n, model_.classes()}, DType::F32, backend_.device());
+      dlogits_ = Tensor({n, model_.classes()}, DType::F32, backend_.device());
+    }
+    const Tensor labels =
+        backend_.device() == Device::CPU ? b.labels : b.labels.to(backend_.device());
+    const Tensor& logits = model_.forward(b.images, true);
+    const double loss = backend_.softmax_xent_forward(logits, labels, probs_);
+    backend_.softmax_xent_backward(probs_, labels, dlogits_);
+    model_.backward(dlogits_);
+    optimizer_.step(model_, lr_, lr_);
+    backend_.synchronize();
+    return loss;
+  }
+
+ private:
+  static OptimHyper adam(const BenchOptions& o) {
+    OptimHyper h;
+    h.rule = UpdateRule::Adam;
+    h.lr = o.lr;
+    return h;
+  }
+
+  Backend& backend_;
+  Model model_;
+  Optimizer optimizer_;
+  double lr_;
+  Tensor probs_, dlogits_;
+};
+
+struct RunStats {
+  std::vector<double> step_seconds;  // each step, loader wait included
+  double total_seconds = 0;
+  double cpu_seconds = 0;  // process CPU time over the timed steps
+  double loader_wait_seconds = 0;
+  int64_t images = 0;
+  double first_loss = 0, last_loss = 0;
+};
+
+// The next batch, moving on to the next epoch when one ends.
+data::Batch next_batch(data::BatchLoader& loader, int64_t& epoch) {
+  if (std::optional<data::Batch> b = loader.next()) return std::move(*b);
+  loader.start_epoch(++epoch);
+  return *loader.next();
+}
+
+// `steps` timed steps after `warmup` untimed ones, through as many epochs as needed.
+RunStats time_steps(Trainer& trainer, data::BatchLoader& loader, int warmup, int steps,
+                    ProfilingBackend* profiler) {
+  int64_t epoch = 0;
+  loader.start_epoch(epoch);
+  for (int i = 0; i < warmup; ++i) trainer.step(next_batch(loader, epoch));
+  loader.reset_wait_seconds();
+  if (profiler) profiler->reset();
+  RunStats r;
+  const Clock::time_point start = Clock::now();
+  const double cpu_start = process_cpu_seconds();
+  for (int i = 0; i < steps; ++i) {
+    const Clock::time_point t0 = Clock::now();
+    const data::Batch b = next_batch(loader, epoch);
+    const double loss = trainer.step(b);
+    r.step_seconds.push_back(seconds_since(t0));
+    r.images += b.size();
+    if (i == 0) r.first_loss = loss;
+    r.last_loss = loss;
+  }
+  r.total_seconds = seconds_since(start);
+  r.cpu_seconds = process_cpu_seconds() - cpu_start;
+  r.loader_wait_seconds = loader.wait_seconds();
+  return r;
+}
+
+// One whole epoch after `warmup` steps taken from a warm-up epoch.
+RunStats time_epoch(Trainer& trainer, data::BatchLoader& loader, int warmup,
+                    ProfilingBackend* profiler) {
+  int64_t epoch = 0;
+  loader.start_epoch(epoch);
+  for (int i = 0; i < warmup; ++i) trainer.step(next_batch(loader, epoch));
+  loader.start_epoch(1);
+  loader.reset_wait_seconds();
+  if (profiler) profiler->reset();
+  RunStats r;
+  const Clock::time_point start = Clock::now();
+  const double cpu_start = process_cpu_seconds();
+  bool first = true;
+  for (;;) {
+    const Clock::time_point t0 = Clock::now();
+    std::optional<data::Batch> b = loader.next();
+    if (!b) break;
+    const double loss = trainer.step(*b);
+    r.step_seconds.push_back(seconds_since(t0));
+    r.images += b->size();
+    if (first) r.first_loss = loss, first = false;
+    r.last_loss = loss;
+  }
+  r.total_seconds = seconds_since(start);
+  r.cpu_seconds = process_cpu_seconds() - cpu_start;
+  r.loader_wait_seconds = loader.wait_seconds();
+  return r;
+}
+
+struct GemmResult {
+  double best_gflops = 0, median_gflops = 0;
+};
+
+// OpenBLAS sgemm C = A B at n x n x n on the configured threads: the ceiling
+// the convolutions (lowered to GEMMs) are measured against.
+GemmResult gemm_reference(int n = 1024, int repeats = 7) {
+  std::vector<float> a(static_cast<std::size_t>(n) * n), b(a.size()), c(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = static_cast<float>((i * 7919) % 1000) * 1e-3f;
+    b[i] = static_cast<float>((i * 104729) % 1000) * 1e-3f;
+  }
+  auto run = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
+  };
+  run();
+  std::vector<double> gflops;
+  const double flop = 2.0 * n * n * n;
+  for (int i = 0; i < repeats; ++i) {
+    const Clock::time_point t0 = Clock::now();
+    run();
+    gflops.push_back(flop / seconds_since(t0) * 1e-9);
+  }
+  return {*std::max_element(gflops.begin(), gflops.end()), median(gflops)};
+}
+
+std::string load_average() {
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) != 3) return "unknown";
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(2) << load[0] << " " << load[1] << " " << load[2];
+  return s.str();
+}
+
+struct Report {
+  nlohmann::json json;
+  std::string text;
+};
+
+nlohmann::json profile_json(const std::map<std::string, OpTime>& ops, double steps) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, t] : ops)
+    j[name] = {{"ms_per_step", t.seconds * 1e3 / steps}, {"calls_per_step", t.calls / steps}};
+  return j;
+}
+
+// A table of ops sorted by time, with their share of the step.
+std::string profile_text(const std::map<std::string, OpTime>& ops, double steps,
+                         double step_seconds) {
+  std::vector<std::pair<std::string, OpTime>> rows(ops.begin(), ops.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(2);
+  double sum = 0;
+  for (const auto& [name, t] : rows) {
+    const double ms = t.seconds * 1e3 / steps;
+    sum += ms;
+    s << "  " << std::setw(9) << ms << " ms  " << std::setw(5) << 100 * ms / (step_seconds * 1e3)
+      << " %  " << name << "\n";
+  }
+  s << "  " << std::setw(9) << step_seconds * 1e3 - sum << " ms  " << std::setw(5)
+    << 100 * (1 - sum / (step_seconds * 1e3)) << " %  (outside backend ops: loader, model)\n";
+  return s.str();
+}
+
+Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, const RunStats& r,
+                   const ProfilingBackend* profiler, const std::optional<GemmResult>& gemm) {
+  const int64_t flops_per_image = trainer.model().flops_per_image();
+  const double med = median(r.step_seconds), avg = mean(r.step_seconds);
+  const double images_per_s = static_cast<double>(r.images) / r.total_seconds;
+  const double gflops = 3.0 * static_cast<double>(flops_per_image) * images_per_s * 1e-9;
+  const double wait_pct = 100.0 * r.loader_wait_seconds / r.total_seconds;
+  const int threads = backend.device() == Device::CPU ? cpu_threads() : 0;
+
+  nlohmann::json j;
+  j["preset"] = o.preset;
+  j["width"] = o.width;
+  j["batch"] = o.batch;
+  j["input"] = {o.channels, o.size, o.size};
+  j["classes"] = o.classes;
+  j["device"] = backend.name();
+  j["threads"] = threads;
+  j["load_average"] = load_average();
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  j["omp_wait_policy"] = wait_policy ? wait_policy : "default";
+  j["parameters"] = trainer.model().num_params();
+  j["forward_gflop_per_image"] = static_cast<double>(flops_per_image) * 1e-9;
+  j["flop_convention"] =
+      "step = 3 x forward FLOPs (2 x conv/linear MACs); BN/ReLU/pool not counted";
+  j["mode"] = o.epoch > 0 ? "epoch" : "steps";
+  j["steps"] = r.step_seconds.size();
+  j["images"] = r.images;
+  j["seconds"] = r.total_seconds;
+  j["ms_per_step_median"] = med * 1e3;
+  j["ms_per_step_mean"] = avg * 1e3;
+  j["cpu_ms_per_step"] = r.cpu_seconds * 1e3 / static_cast<double>(r.step_seconds.size());
+  j["images_per_s"] = images_per_s;
+  j["gflops"] = gflops;
+  j["loader_wait_percent"] = wait_pct;
+  j["loss_first"] = r.first_loss;
+  j["loss_last"] = r.last_loss;
+  if (o.dead_fraction > 0) j["dead_fraction"] = o.dead_fraction;
+  if (gemm) {
+    j["sgemm_1024_gflops_best"] = gemm->best_gflops;
+    j["sgemm_1024_gflops_median"] = gemm->median_gflops;
+    j["step_gflops_vs_sgemm"] = gflops / gemm->median_gflops;
+  }
+
+  std::ostringstream s;
+  s << "bench: " << o.preset << " width " << o.width << ", batch " << o.batch << ", " << o.channels
+    << "x" << o.size << "x" << o.size << ", " << o.classes << " classes, "
+    << trainer.model().num_params() << " parameters\n";
+  s << std::fixed << std::setprecision(1);
+  s << "device " << backend.name();
+  if (threads) s << ", " << threads << " threads";
+  s << ", load average " << load_average();
+  if (wait_policy) s << ", OMP_WAIT_POLICY=" << wait_policy;
+  s << "\n";
+  if (o.epoch > 0)
+    s << "epoch of " << r.images << " images in " << r.step_seconds.size()
+      << " steps: " << r.total_seconds << " s\n";
+  else
+    s << r.step_seconds.size() << " steps after " << o.warmup << " warm-up\n";
+  s << "  ms/step    median " << med * 1e3 << ", mean " << avg * 1e3 << "  (process CPU time "
+    << r.cpu_seconds * 1e3 / static_cast<double>(r.step_seconds.size()) << " ms/step)\n";
+  s << "  images/s   " << images_per_s << "\n";
+  s << "  GFLOP/s    " << gflops << "  (step = 3 x forward, " << std::setprecision(3)
+    << static_cast<double>(flops_per_image) * 1e-9 << " GFLOP/image forward)\n"
+    << std::setprecision(1);
+  s << "  loader     " << std::setprecision(2) << wait_pct
+    << " % of the time waiting for batches\n";
+  s << "  loss       " << std::setprecision(4) << r.first_loss << " -> " << r.last_loss << "\n"
+    << std::setprecision(1);
+  if (gemm)
+    s << "  sgemm 1024^3: " << gemm->median_gflops << " GFLOP/s (best " << gemm->best_gflops
+      << "); the step reaches " << 100 * gflops / gemm->median_gflops << " % of it\n";
+  if (profiler) {
+    const double steps = static_cast<double>(r.step_seconds.size());
+    const double step_s = r.total_seconds / steps;
+    j["profile_by_kind"] = profile_json(profiler->by_kind(), steps);
+    j["profile_by_shape"] = profile_json(profiler->by_shape(), steps);
+    s << "profile per step, by op (" << (backend.device() == Device::CPU ? "" : "synchronized, ")
+      << "mean over the timed steps):\n"
+      << profile_text(profiler->by_kind(), steps, step_s) << "profile per step, by op and input:\n"
+      << profile_text(profiler->by_shape(), steps, step_s);
+  }
+  return {j, s.str()};
+}
+
+int run_bench(const BenchOptions& o) {
+  validate(o);
+  set_cpu_threads(o.threads);
+  std::unique_ptr<Backend> backend = make_backend(o.device);
+  std::unique_ptr<ProfilingBackend> profiler;
+  if (o.profile) profiler = std::make_unique<ProfilingBackend>(*backend);
+  Backend& used = profiler ? static_cast<Backend&>(*profiler) : *backend;
+
+  const int64_t images = o.epoch > 0 ? o.epoch : o.batch * (o.warmup + o.steps);
+  const data::Dataset d = make_bench_data(o, images);
+  data::BatchLoader loader(d, loader_options(o, d));
+  Trainer trainer(o, used);
+
+  const RunStats r = o.epoch > 0 ? time_epoch(trainer, loader, o.warmup, profiler.get())
+                                 : time_steps(trainer, loader, o.warmup, o.steps, profiler.get());
+  std::optional<GemmResult> gemm;
+  if (o.gemm) gemm = gemm_reference();
+  const Report rep = make_report(o, trainer, *backend, r, profiler.get(), gemm);
+  if (o.json)
+    std::cout << rep.json.dump(2) << "\n";
+  else
+    std::cout << rep.text;
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, CommandRun& run) {
+  auto opts = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench",
+      "Time the training step (forward, softmax cross-entropy, backward, Adam + L2) of a preset "
+      "on synthetic data");
+  cmd->add_option("--preset", opts->preset, "Model preset")->capture_default_str();
+  cmd->add_option("--width", opts->width, "Width multiplier of the convolutions")
+      ->capture_default_str();
+  cmd->add_option("--batch", opts->batch, "Images per step")->capture_default_str();
+  cmd->add_option("--channels", opts->channels, "Input channels")->capture_default_str();
+  cmd->add_option("--size", opts->size, "Input height and width")->capture_default_str();
+  cmd->add_option("--classes", opts->classes, "Classes")->capture_default_str();
+  cmd->add_option("--threads", opts->threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--device", opts->device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--warmup", opts->warmup, "Untimed steps first")->capture_default_str();
+  cmd->add_option("--steps", opts->steps, "Timed steps")->capture_default_str();
+  cmd->add_option("--epoch", opts->epoch,
+                  "Time one epoch of this many synthetic images instead of --steps");
+  cmd->add_option("--lr", opts->lr, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", opts->weight_decay, "L2 regularization strength")
+      ->capture_default_str();
+  cmd->add_option("--dead-fraction", opts->dead_fraction,
+                  "Fraction of each BN layer's channels silenced (gamma = beta = 0)")
+      ->capture_default_str();
+  cmd->add_flag("--gemm", opts->gemm, "Also time OpenBLAS sgemm at 1024^3 as a reference");
+  cmd->add_flag("--profile", opts->profile, "Time every backend op and print a breakdown");
+  cmd->add_flag("--json", opts->json, "Print one JSON object instead of text");
+  cmd->callback([opts, &run] { run = [opts] { return run_bench(*opts); }; });
+}
+
+}  // namespace st

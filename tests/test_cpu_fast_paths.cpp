@@ -1,0 +1,256 @@
+// The CPU backend's fast paths against direct double-precision loops:
+// Winograd F(2x2, 3x3) convolution (odd sizes, every padding it takes, batches
+// that split into uneven image groups), grouped im2col lowering, the 2x2
+// max-pool path (ties, NaN, -inf), and batch norm on planes long enough for
+// the vectorized reductions, with a mean far from zero.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "backend/cpu/cpu_backend.h"
+#include "ops_test_util.h"
+
+using namespace st;
+using namespace st::testing;
+
+namespace {
+
+struct ConvRef {
+  std::vector<double> y, dx, dw, db;
+};
+
+ConvRef direct_conv(const Tensor& xt, const Tensor& wt, const Tensor& bt, const Tensor& dyt,
+                    const ConvGeom& g) {
+  const int64_t n = xt.dim(0), c = xt.dim(1), h = xt.dim(2), w = xt.dim(3), o = wt.dim(0);
+  const int64_t oh = g.out_h(h), ow = g.out_w(w);
+  const auto x = xt.to_vector_f64(), wv = wt.to_vector_f64(), b = bt.to_vector_f64(),
+             dy = dyt.to_vector_f64();
+  ConvRef r{std::vector<double>(n * o * oh * ow), std::vector<double>(x.size()),
+            std::vector<double>(wv.size()), std::vector<double>(o)};
+  for (int64_t in = 0; in < n; ++in)
+    for (int64_t io = 0; io < o; ++io)
+      for (int64_t p = 0; p < oh; ++p)
+        for (int64_t q = 0; q < ow; ++q) {
+          const int64_t yi = ((in * o + io) * oh + p) * ow + q;
+          double acc = b[io];
+          r.db[io] += dy[yi];
+          for (int64_t ic = 0; ic < c; ++ic)
+            for (int64_t i = 0; i < g.kh; ++i)
+              for (int64_t j = 0; j < g.kw; ++j) {
+                const int64_t ih = p * g.stride_h - g.pad_h + i, iw = q * g.stride_w - g.pad_w + j;
+                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                const int64_t xi = ((in * c + ic) * h + ih) * w + iw;
+                const int64_t wi = ((io * c + ic) * g.kh + i) * g.kw + j;
+                acc += x[xi] * wv[wi];
+                r.dx[xi] += wv[wi] * dy[yi];
+                r.dw[wi] += x[xi] * dy[yi];
+              }
+          r.y[yi] = acc;
+        }
+  return r;
+}
+
+// Largest |a - b| relative to the largest |b| (at least 1): the scale of a
+// sum of many products, where float rounding is relative to the whole sum.
+double scaled_diff(const Tensor& a, const std::vector<double>& b) {
+  const std::vector<double> v = a.to_vector_f64();
+  REQUIRE(v.size() == b.size());
+  double scale = 1, m = 0;
+  for (double e : b) scale = std::max(scale, std::abs(e));
+  for (std::size_t i = 0; i < v.size(); ++i) m = std::max(m, std::abs(v[i] - b[i]));
+  return m / scale;
+}
+
+struct Case {
+  Shape x;
+  int64_t o;
+  ConvGeom g;
+  const char* path;
+};
+
+// Channels >= 16 with a 3x3 stride-1 kernel take the Winograd path; the rest
+// take im2col, grouped when an image's plane is small.
+const Case kCases[] = {
+    {{2, 16, 8, 8}, 16, geom(3, 3, 1, 1, 1, 1), "winograd"},
+    {{3, 17, 7, 5}, 19, geom(3, 3, 1, 1, 1, 1), "winograd, odd sizes"},
+    {{2, 16, 6, 7}, 16, geom(3, 3, 1, 1, 0, 0), "winograd, no padding"},
+    {{2, 16, 5, 4}, 24, geom(3, 3, 1, 1, 2, 2), "winograd, padding 2"},
+    {{2, 16, 6, 5}, 16, geom(3, 3, 1, 1, 1, 0), "winograd, padding 1x0"},
+    {{9, 20, 4, 4}, 32, geom(3, 3, 1, 1, 1, 1), "winograd, image groups"},
+    {{5, 16, 1, 1}, 16, geom(3, 3, 1, 1, 1, 1), "winograd, 1x1 plane"},
+    {{9, 4, 4, 4}, 8, geom(3, 3, 1, 1, 1, 1), "im2col, image groups"},
+    {{7, 3, 6, 6}, 5, geom(3, 3, 2, 2, 1, 1), "im2col, strided groups"},
+    {{11, 5, 3, 4}, 6, geom(2, 3, 1, 2, 1, 0), "im2col, uneven kernel"},
+    {{6, 16, 3, 3}, 8, geom(1, 1, 1, 1, 0, 0), "pointwise"},
+};
+
+}  // namespace
+
+TEST_CASE("conv2d fast paths match direct loops", "[ops][fastpath]") {
+  auto be = make_cpu_backend();
+  const int saved = cpu_threads();
+  for (int threads : {1, 2, 3}) {
+    set_cpu_threads(threads);
+    for (DType dt : {DType::F32, DType::F64}) {
+      const double tol = dt == DType::F64 ? 1e-12 : 1e-5;
+      for (const Case& k : kCases) {
+        INFO(k.path << ": x " << shape_str(k.x) << " o " << k.o << " " << geom_str(k.g) << " "
+                    << dtype_name(dt) << ", " << threads << " threads");
+        Tensor x = random_tensor(k.x, dt, 21);
+        Tensor w = random_tensor({k.o, k.x[1], k.g.kh, k.g.kw}, dt, 22);
+        Tensor b = random_tensor({k.o}, dt, 23);
+        const Shape ys{k.x[0], k.o, k.g.out_h(k.x[2]), k.g.out_w(k.x[3])};
+        Tensor y(ys, dt), dy = random_tensor(ys, dt, 24);
+        Tensor dx(x.shape(), dt), dw(w.shape(), dt), db(b.shape(), dt);
+        const ConvRef ref = direct_conv(x, w, b, dy, k.g);
+
+        be->conv2d_forward(x, w, &b, k.g, y);
+        be->conv2d_backward(x, w, dy, k.g, &dx, dw, &db);
+        CHECK(scaled_diff(y, ref.y) < tol);
+        CHECK(scaled_diff(dx, ref.dx) < tol);
+        CHECK(scaled_diff(dw, ref.dw) < tol);
+        CHECK(scaled_diff(db, ref.db) < tol);
+
+        // No bias, no dx; outputs start from garbage to catch unwritten elements.
+        Tensor y2 = random_tensor(ys, dt, 25, 1e3, 2e3), dw2 = random_tensor(w.shape(), dt, 26);
+        be->conv2d_forward(x, w, nullptr, k.g, y2);
+        be->conv2d_backward(x, w, dy, k.g, nullptr, dw2, nullptr);
+        std::vector<double> y_nobias = ref.y;
+        const int64_t plane = ys[2] * ys[3];
+        const auto bv = b.to_vector_f64();
+        for (std::size_t i = 0; i < y_nobias.size(); ++i) y_nobias[i] -= bv[(i / plane) % k.o];
+        CHECK(scaled_diff(y2, y_nobias) < tol);
+        CHECK(scaled_diff(dw2, ref.dw) < tol);
+      }
+    }
+  }
+  set_cpu_threads(saved);
+}
+
+TEST_CASE("Winograd backward-weight is bitwise reproducible", "[ops][fastpath]") {
+  auto be = make_cpu_backend();
+  const ConvGeom g = geom(3, 3, 1, 1, 1, 1);
+  Tensor x = random_tensor({13, 16, 6, 6}, DType::F32, 31);
+  Tensor w = random_tensor({24, 16, 3, 3}, DType::F32, 32);
+  Tensor dy = random_tensor({13, 24, 6, 6}, DType::F32, 33);
+  Tensor dw1(w.shape(), DType::F32), dw2(w.shape(), DType::F32), dx(x.shape(), DType::F32);
+  be->conv2d_backward(x, w, dy, g, &dx, dw1, nullptr);
+  be->conv2d_backward(x, w, dy, g, &dx, dw2, nullptr);
+  REQUIRE(dw1.to_vector_f32() == dw2.to_vector_f32());
+}
+
+namespace {
+
+// Max pooling written out: -inf padding, first maximum wins, NaN propagates.
+void direct_maxpool(const std::vector<double>& x, int64_t planes, int64_t h, int64_t w,
+                    const PoolGeom& g, std::vector<double>& y, std::vector<int32_t>& arg) {
+  const int64_t oh = g.out_h(h), ow = g.out_w(w);
+  y.assign(planes * oh * ow, 0);
+  arg.assign(planes * oh * ow, 0);
+  for (int64_t pl = 0; pl < planes; ++pl)
+    for (int64_t p = 0; p < oh; ++p)
+      for (int64_t q = 0; q < ow; ++q) {
+        double best = -std::numeric_limits<double>::infinity();
+        int64_t at = -1;
+        for (int i = 0; i < g.kh; ++i)
+          for (int j = 0; j < g.kw; ++j) {
+            const int64_t r = p * g.stride_h - g.pad_h + i, c = q * g.stride_w - g.pad_w + j;
+            if (r < 0 || r >= h || c < 0 || c >= w) continue;
+            const double v = x[pl * h * w + r * w + c];
+            if (at < 0) at = r * w + c;  // the first in-bounds element, if nothing beats -inf
+            if (v > best || std::isnan(v)) best = v, at = r * w + c;
+          }
+        y[pl * oh * ow + p * ow + q] = best;
+        arg[pl * oh * ow + p * ow + q] = static_cast<int32_t>(at);
+      }
+}
+
+}  // namespace
+
+TEST_CASE("2x2 max pooling matches direct loops with ties - NaN and -inf", "[ops][fastpath]") {
+  auto be = make_cpu_backend();
+  for (DType dt : {DType::F32, DType::F64}) {
+    INFO(dtype_name(dt));
+    const int64_t n = 3, c = 5, h = 7, w = 9;  // odd sizes: the last row and column are dropped
+    // Values on a coarse grid, so that windows often hold ties.
+    std::vector<double> xv = random_tensor({n, c, h, w}, DType::F64, 41, -3, 3).to_vector_f64();
+    for (double& v : xv) v = std::round(v);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    xv[10] = nan, xv[11] = nan, xv[30] = -inf, xv[31] = -inf, xv[39] = -inf, xv[40] = -inf,
+    xv[100] = inf;
+    Tensor x = Tensor::from_vector(xv, {n, c, h, w});
+    if (dt == DType::F32) x = x.to(DType::F32);
+    const PoolGeom g = geom(2, 2, 2, 2, 0, 0);
+    Tensor y({n, c, 3, 4}, dt), arg({n, c, 3, 4}, DType::I32);
+    be->maxpool2d_forward(x, g, y, arg);
+    std::vector<double> ry;
+    std::vector<int32_t> ra;
+    direct_maxpool(xv, n * c, h, w, g, ry, ra);
+    const std::vector<double> yv = y.to_vector_f64();
+    const int32_t* a = arg.data<int32_t>();
+    for (std::size_t i = 0; i < ry.size(); ++i) {
+      INFO("output " << i);
+      CHECK(a[i] == ra[i]);
+      if (std::isnan(ry[i]))
+        CHECK(std::isnan(yv[i]));
+      else
+        CHECK(yv[i] == ry[i]);
+    }
+  }
+}
+
+TEST_CASE("batchnorm fast loops match the closed forms far from zero", "[ops][fastpath]") {
+  auto be = make_cpu_backend();
+  for (DType dt : {DType::F32, DType::F64}) {
+    INFO(dtype_name(dt));
+    const int64_t n = 4, c = 3, hw = 37;  // odd plane: vector loops plus remainders
+    // A mean of ~100 against a spread of ~1: float cancellation would show.
+    Tensor x = random_tensor({n, c, 1, hw}, dt, 51, 99, 101);
+    Tensor gamma = random_tensor({c}, dt, 52, 0.5, 2), beta = random_tensor({c}, dt, 53);
+    Tensor rm({c}, dt), rv({c}, dt), y(x.shape(), dt), mean({c}, dt), invstd({c}, dt);
+    Tensor dy = random_tensor(x.shape(), dt, 54), dx(x.shape(), dt), dg({c}, dt), dbeta({c}, dt);
+    be->batchnorm_forward_train(x, gamma, beta, rm, rv, 0.1, 1e-5, y, mean, invstd);
+    be->batchnorm_backward(x, gamma, mean, invstd, dy, dx, dg, dbeta);
+    const auto xv = x.to_vector_f64(), yv = y.to_vector_f64(), g = gamma.to_vector_f64(),
+               bv = beta.to_vector_f64(), dyv = dy.to_vector_f64(), dxv = dx.to_vector_f64();
+    const double tol = dt == DType::F64 ? 1e-10 : 2e-4;
+    const double m_count = static_cast<double>(n * hw);
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double s = 0, s2 = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < hw; ++j) s += xv[(i * c + ch) * hw + j];
+      const double mu = s / m_count;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < hw; ++j) s2 += std::pow(xv[(i * c + ch) * hw + j] - mu, 2);
+      const double is = 1 / std::sqrt(s2 / m_count + 1e-5);
+      double sdy = 0, sdyx = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < hw; ++j) {
+          const int64_t k = (i * c + ch) * hw + j;
+          sdy += dyv[k];
+          sdyx += dyv[k] * (xv[k] - mu) * is;
+        }
+      CHECK(std::abs(dbeta.to_vector_f64()[ch] - sdy) < tol * 10);
+      CHECK(std::abs(dg.to_vector_f64()[ch] - sdyx) < tol * 10);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < hw; ++j) {
+          const int64_t k = (i * c + ch) * hw + j;
+          const double xhat = (xv[k] - mu) * is;
+          CHECK(std::abs(yv[k] - (xhat * g[ch] + bv[ch])) < tol);
+          const double want = g[ch] * is / m_count * (m_count * dyv[k] - sdy - xhat * sdyx);
+          CHECK(std::abs(dxv[k] - want) < tol);
+        }
+    }
+  }
+}
+
+TEST_CASE("relu backward passes the gradient where the output is positive", "[ops][fastpath]") {
+  auto be = make_cpu_backend();
+  Tensor y = random_tensor({3, 7, 5, 3}, DType::F32, 61);
+  Tensor dy = random_tensor(y.shape(), DType::F32, 62), dx(y.shape(), DType::F32);
+  be->relu_backward(y, dy, dx);
+  const auto yv = y.to_vector_f64(), dyv = dy.to_vector_f64(), dxv = dx.to_vector_f64();
+  for (std::size_t i = 0; i < yv.size(); ++i) CHECK(dxv[i] == (yv[i] > 0 ? dyv[i] : 0.0));
+}
