@@ -267,6 +267,11 @@ if [ "$has_threads" = 0 ]; then
 fi
 
 [ "$dry_run" = 1 ] || mkdir -p "$out_root"
+# Runs sharing the cores: OpenMP threads that spin while waiting steal time from
+# the other runs (docs/performance.md), so they sleep instead unless told otherwise.
+if [ "$jobs" -gt 1 ]; then
+  export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+fi
 echo "run_grid.sh: ${#lines[@]} runs from $grid_file into $out_root, $jobs at a time"
 status=0
 if [ "$jobs" = 1 ]; then
