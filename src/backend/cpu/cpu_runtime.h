@@ -57,7 +57,18 @@ class SingleThreadedBlas {
 // Per-thread, grow-only scratch buffers so the hot path does not allocate.
 // Each slot is an independent buffer; the pointer is valid until the same
 // thread asks for the same slot and type again.
-enum class Scratch { Col, ColGrad, WeightGrad, Gather, Weights, Rows, Plane, kCount };
+enum class Scratch {
+  Col,
+  ColGrad,
+  WeightGrad,
+  Gather,
+  Weights,
+  Rows,
+  Plane,
+  OutPlane,
+  Bias,
+  kCount
+};
 
 template <typename T>
 T* scratch(Scratch slot, int64_t count) {

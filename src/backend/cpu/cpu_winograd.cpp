@@ -5,7 +5,8 @@
 // input tile, g the 3x3 kernel and "." the element-wise product: 16
 // multiplications per tile and channel pair where the direct form needs 36.
 // Summed over input channels, the 16 element-wise products become 16
-// independent GEMMs, [O, C] x [C, tiles], run on OpenBLAS.
+// independent GEMMs, [tiles, C] x [C, O], run on OpenBLAS (the transformed
+// tiles are kept channel-innermost; see "The data transforms" below).
 //
 // The backward passes are the exact adjoints of that forward map, so they
 // reuse its transforms instead of needing their own:
@@ -36,6 +37,14 @@ constexpr int64_t kChunksPerThread = 2;
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
+}
+
+// Elements between the 16 transformed planes of `cols` tiles x `cn` channels.
+// The padding keeps the planes off multiples of 4 KiB apart: the per-tile
+// transforms read or write all 16 at once, and equal low address bits made
+// the stores alias the loads (4K aliasing) and stall.
+int64_t point_stride(int64_t cols, int64_t cn) {
+  return cols * cn + 16;
 }
 
 // How the batch is tiled and grouped.
@@ -111,285 +120,216 @@ void kernel_adjoint_row(const T* __restrict m, int64_t cn, T* __restrict gt) {
   }
 }
 
-// --- The data transforms, a row of tiles at a time. ---
+// --- The data transforms, one tile at a time, vectorized across channels. ---
 //
-// Every loop below runs over the tiles of one tile row (index tx), with each
-// of a tile's 16 (or 4) values in its own array, so the loops are plain
-// element-wise vector code. Neighbouring 4x4 input tiles overlap by two
-// columns: a padded image row is split into its even and odd columns E and O,
-// and tile tx's four columns are then E[tx], O[tx], E[tx + 1], O[tx + 1].
+// The transformed tiles are laid out channel-innermost: v[p][col][c], with col
+// = image * per_image + ty * tw + tx. Every transform then is a loop over
+// channels doing the same few additions per tile, which vectorizes whatever
+// the plane size: the 4x4 and 8x8 planes of thin networks have too few tiles
+// per row to vectorize across tiles. Planes are moved between NCHW and a
+// padded channel-innermost (HWC) copy in per-thread scratch on the way in and out.
 
-// Work arrays for the row-of-tiles loops, `half` = tiles + 1 long, in the
-// calling thread's scratch (no allocation per call).
-template <typename T>
-struct RowWork {
-  explicit RowWork(int64_t tiles) : half(tiles + 1), buf(scratch<T>(Scratch::Rows, 64 * half)) {}
-  T* at(int slot) { return buf + slot * half; }
-  int64_t half;
-  T* buf;
+// The padded HWC copy of one image's planes: hp x wp pixels of C channels.
+struct PaddedPlane {
+  int64_t hp = 0, wp = 0;
 };
 
-// The k in [0, half) for which column 2k + offset lies inside [0, w).
-struct SplitRange {
-  int64_t lo, hi;
-};
-SplitRange split_range(int64_t w, int64_t offset, int64_t half) {
-  const int64_t lo =
-      std::clamp<int64_t>((1 - offset) / 2, 0, half);  // ceil(-offset / 2), offset <= 1
-  const int64_t last = w - 1 - offset;                 // 2k <= last
-  const int64_t hi = last < 0 ? lo : std::clamp<int64_t>(last / 2 + 1, lo, half);
-  return {lo, hi};
+PaddedPlane input_plane(const Tiling& t) {
+  return {kOut * t.th + 2, kOut * t.tw + 2};
 }
 
-// Row y of a plane shifted right by `pad` (pad <= 2) and zero-padded to
-// 2 * half columns, split into its even and odd columns: even[k] is column
-// 2k - pad of the row, odd[k] column 2k + 1 - pad.
+// hwc[(y + top) * wp + x + left][c] = chw[c][y][x], zero elsewhere.
 template <typename T>
-void split_row(const T* plane, int64_t h, int64_t w, int64_t y, int64_t pad, int64_t half, T* even,
-               T* odd) {
-  if (y < 0 || y >= h) {
-    std::fill(even, even + half, T(0));
-    std::fill(odd, odd + half, T(0));
-    return;
-  }
-  const T* row = plane + y * w;
-  const SplitRange e = split_range(w, -pad, half), o = split_range(w, 1 - pad, half);
-  for (int64_t k = 0; k < e.lo; ++k) even[k] = T(0);
-  for (int64_t k = e.lo; k < e.hi; ++k) even[k] = row[2 * k - pad];
-  for (int64_t k = e.hi; k < half; ++k) even[k] = T(0);
-  for (int64_t k = 0; k < o.lo; ++k) odd[k] = T(0);
-  for (int64_t k = o.lo; k < o.hi; ++k) odd[k] = row[2 * k + 1 - pad];
-  for (int64_t k = o.hi; k < half; ++k) odd[k] = T(0);
-}
-
-// (o0, o1, o2, o3) = (r0 - r2, r1 + r2, r2 - r1, r1 - r3), B^T's rows.
-template <typename T>
-void combine_rows_bt(const T* __restrict r0, const T* __restrict r1, const T* __restrict r2,
-                     const T* __restrict r3, int64_t n, T* __restrict o0, T* __restrict o1,
-                     T* __restrict o2, T* __restrict o3) {
-  for (int64_t k = 0; k < n; ++k) {
-    o0[k] = r0[k] - r2[k];
-    o1[k] = r1[k] + r2[k];
-    o2[k] = r2[k] - r1[k];
-    o3[k] = r1[k] - r3[k];
+void chw_to_padded_hwc(const T* __restrict chw, int64_t cn, int64_t h, int64_t w, int64_t top,
+                       int64_t left, const PaddedPlane& pp, T* __restrict hwc) {
+  std::fill(hwc, hwc + pp.hp * pp.wp * cn, T(0));
+  for (int64_t y = 0; y < h; ++y) {
+    T* row = hwc + ((y + top) * pp.wp + left) * cn;
+    for (int64_t c = 0; c < cn; ++c) {
+      const T* src = chw + (c * h + y) * w;
+      for (int64_t x = 0; x < w; ++x) row[x * cn + c] = src[x];
+    }
   }
 }
 
-// Row i of the tiles' (B^T d) B from row i of B^T d, split into columns E, O:
-// tile tx's columns E[tx], O[tx], E[tx+1], O[tx+1] combine as B^T's rows.
+// chw[c][y][x] = hwc[(y + top) * wp + x + left][c]: the inverse, dropping the border.
 template <typename T>
-void combine_columns_bt(const T* __restrict E, const T* __restrict O, int64_t tw, T* __restrict d0,
-                        T* __restrict d1, T* __restrict d2, T* __restrict d3) {
-  for (int64_t tx = 0; tx < tw; ++tx) {
-    d0[tx] = E[tx] - E[tx + 1];
-    d1[tx] = O[tx] + E[tx + 1];
-    d2[tx] = E[tx + 1] - O[tx];
-    d3[tx] = O[tx] - O[tx + 1];
+void padded_hwc_to_chw(const T* __restrict hwc, int64_t cn, int64_t h, int64_t w, int64_t top,
+                       int64_t left, const PaddedPlane& pp, T* __restrict chw) {
+  for (int64_t y = 0; y < h; ++y) {
+    const T* row = hwc + ((y + top) * pp.wp + left) * cn;
+    for (int64_t c = 0; c < cn; ++c) {
+      T* dst = chw + (c * h + y) * w;
+      for (int64_t x = 0; x < w; ++x) dst[x] = row[x * cn + c];
+    }
   }
 }
 
-// (o0, o1, o2, o3) = (a, b - c + e, c + b - a, -e), B's rows.
+// v[p * ps + c] = (B^T d B)[p] for the 4x4 tile d at s (rows `row` apart,
+// pixels cn apart), with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
 template <typename T>
-void combine_rows_b(const T* __restrict a, const T* __restrict b, const T* __restrict c,
-                    const T* __restrict e, int64_t n, T* __restrict o0, T* __restrict o1,
-                    T* __restrict o2, T* __restrict o3) {
-  for (int64_t k = 0; k < n; ++k) {
-    o0[k] = a[k];
-    o1[k] = b[k] - c[k] + e[k];
-    o2[k] = c[k] + b[k] - a[k];
-    o3[k] = -e[k];
+void input_tile(const T* __restrict s, int64_t row, int64_t cn, int64_t ps, T* __restrict v) {
+#pragma omp simd
+  for (int64_t c = 0; c < cn; ++c) {
+    T d[4][4], r[4][4];
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) d[i][j] = s[i * row + j * cn + c];
+    for (int j = 0; j < 4; ++j) {
+      r[0][j] = d[0][j] - d[2][j];
+      r[1][j] = d[1][j] + d[2][j];
+      r[2][j] = d[2][j] - d[1][j];
+      r[3][j] = d[1][j] - d[3][j];
+    }
+    for (int i = 0; i < 4; ++i) {
+      v[(4 * i + 0) * ps + c] = r[i][0] - r[i][2];
+      v[(4 * i + 1) * ps + c] = r[i][1] + r[i][2];
+      v[(4 * i + 2) * ps + c] = r[i][2] - r[i][1];
+      v[(4 * i + 3) * ps + c] = r[i][1] - r[i][3];
+    }
   }
 }
 
-// Adds tile tx's row (a, b, c, e) B^T = (a, b - c + e, c + b - a, -e) onto the
-// split padded row: columns E[tx], O[tx], E[tx + 1], O[tx + 1].
+// The 2x2 outputs A^T m A + bias of one tile, m[p * ps + o], written to out
+// (rows `row` apart, pixels on apart), with A^T = [1 1 1 0; 0 1 -1 -1].
 template <typename T>
-void add_columns_bt(const T* __restrict a, const T* __restrict b, const T* __restrict c,
-                    const T* __restrict e, int64_t tw, T* __restrict E, T* __restrict O) {
-  for (int64_t tx = 0; tx < tw; ++tx) {
-    E[tx] += a[tx];
-    O[tx] += b[tx] - c[tx] + e[tx];
+void output_tile(const T* __restrict m, int64_t ps, int64_t on, const T* __restrict bias,
+                 int64_t row, T* __restrict out) {
+#pragma omp simd
+  for (int64_t o = 0; o < on; ++o) {
+    T q[2][4];
+    for (int j = 0; j < 4; ++j) {
+      const T m0 = m[j * ps + o], m1 = m[(4 + j) * ps + o], m2 = m[(8 + j) * ps + o],
+              m3 = m[(12 + j) * ps + o];
+      q[0][j] = m0 + m1 + m2;
+      q[1][j] = m1 - m2 - m3;
+    }
+    for (int a = 0; a < 2; ++a) {
+      out[a * row + o] = q[a][0] + q[a][1] + q[a][2] + bias[o];
+      out[a * row + on + o] = q[a][1] - q[a][2] - q[a][3] + bias[o];
+    }
   }
-  for (int64_t tx = 0; tx < tw; ++tx) {
-    E[tx + 1] += c[tx] + b[tx] - a[tx];
-    O[tx + 1] -= e[tx];
+}
+
+// z[p * ps + o] = (A g A^T)[p] for the 2x2 output-gradient tile g at s.
+template <typename T>
+void output_grad_tile(const T* __restrict s, int64_t row, int64_t on, int64_t ps, T* __restrict z) {
+#pragma omp simd
+  for (int64_t o = 0; o < on; ++o) {
+    const T g00 = s[o], g01 = s[on + o], g10 = s[row + o], g11 = s[row + on + o];
+    // Rows of A g: (g0.), (g0. + g1.), (g0. - g1.), (-g1.); each (a, b) -> (a, a + b, a - b, -b).
+    const T a[4] = {g00, g00 + g10, g00 - g10, -g10};
+    const T b[4] = {g01, g01 + g11, g01 - g11, -g11};
+    for (int i = 0; i < 4; ++i) {
+      z[(4 * i + 0) * ps + o] = a[i];
+      z[(4 * i + 1) * ps + o] = a[i] + b[i];
+      z[(4 * i + 2) * ps + o] = a[i] - b[i];
+      z[(4 * i + 3) * ps + o] = -b[i];
+    }
   }
 }
 
+// Adds B x B^T, x[p * ps + c] one tile's input-gradient points, onto the 4x4
+// tile at acc (rows `row` apart, pixels cn apart).
 template <typename T>
-void sum3(const T* __restrict a, const T* __restrict b, const T* __restrict c, int64_t n,
-          T* __restrict out) {
-  for (int64_t k = 0; k < n; ++k) out[k] = a[k] + b[k] + c[k];
-}
-
-template <typename T>
-void diff3(const T* __restrict a, const T* __restrict b, const T* __restrict c, int64_t n,
-           T* __restrict out) {
-  for (int64_t k = 0; k < n; ++k) out[k] = a[k] - b[k] - c[k];
-}
-
-// One output row from the tile row's A^T-combined rows q0..q3: column 2 tx is
-// q0 + q1 + q2, column 2 tx + 1 is q1 - q2 - q3 (A^T along columns), plus bias.
-template <typename T>
-void output_row(const T* __restrict q0, const T* __restrict q1, const T* __restrict q2,
-                const T* __restrict q3, T bias, int64_t tw, T* __restrict even, T* __restrict odd,
-                T* __restrict out) {
-  for (int64_t tx = 0; tx < tw; ++tx) {
-    even[tx] = q0[tx] + q1[tx] + q2[tx] + bias;
-    odd[tx] = q1[tx] - q2[tx] - q3[tx] + bias;
+void add_input_grad_tile(const T* __restrict x, int64_t ps, int64_t cn, int64_t row,
+                         T* __restrict acc) {
+#pragma omp simd
+  for (int64_t c = 0; c < cn; ++c) {
+    T r[4][4];  // B x: rows (x0, x1 - x2 + x3, x2 + x1 - x0, -x3)
+    for (int j = 0; j < 4; ++j) {
+      const T x0 = x[j * ps + c], x1 = x[(4 + j) * ps + c], x2 = x[(8 + j) * ps + c],
+              x3 = x[(12 + j) * ps + c];
+      r[0][j] = x0;
+      r[1][j] = x1 - x2 + x3;
+      r[2][j] = x2 + x1 - x0;
+      r[3][j] = -x3;
+    }
+    for (int i = 0; i < 4; ++i) {
+      T* a = acc + i * row + c;
+      a[0] += r[i][0];
+      a[cn] += r[i][1] - r[i][2] + r[i][3];
+      a[2 * cn] += r[i][2] + r[i][1] - r[i][0];
+      a[3 * cn] -= r[i][3];
+    }
   }
-  for (int64_t tx = 0; tx < tw; ++tx) out[2 * tx] = even[tx], out[2 * tx + 1] = odd[tx];
 }
 
-// v[p][c][col] = (B^T d B)[p] for every channel and tile of images [n0, n0 + nb), with
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+// v[p][col][c] = (B^T d B)[p] for every channel and tile of images [n0, n0 + nb).
 template <typename T>
 void transform_inputs(const T* x, const WindowDims& d, const Tiling& t, int64_t n0, int64_t nb,
                       T* v) {
-  const int64_t cols = nb * t.per_image, stride = d.c * cols, tw = t.tw;
-  RowWork<T> work(tw);
-  const int64_t half = work.half, rows = kOut * t.th + 2;
-  // The padded plane, each row split into its even and odd columns once:
-  // neighbouring tile rows share two input rows.
-  T* split = scratch<T>(Scratch::Plane, rows * 2 * half);
-  auto even = [&](int64_t r) { return split + r * 2 * half; };
-  auto odd = [&](int64_t r) { return split + r * 2 * half + half; };
-  T *e[4], *o[4];  // B^T d for the tile row, even and odd columns
-  for (int i = 0; i < 4; ++i) e[i] = work.at(2 + 2 * i), o[i] = work.at(3 + 2 * i);
-  for (int64_t c = 0; c < d.c; ++c)
-    for (int64_t im = 0; im < nb; ++im) {
-      const T* plane = x + ((n0 + im) * d.c + c) * d.h * d.w;
-      for (int64_t r = 0; r < rows; ++r)
-        split_row(plane, d.h, d.w, r - d.g.pad_h, d.g.pad_w, half, even(r), odd(r));
-      T* dst = v + c * cols + im * t.per_image;
-      for (int64_t ty = 0; ty < t.th; ++ty) {
-        const int64_t r = kOut * ty;
-        combine_rows_bt(even(r), even(r + 1), even(r + 2), even(r + 3), half, e[0], e[1], e[2],
-                        e[3]);
-        combine_rows_bt(odd(r), odd(r + 1), odd(r + 2), odd(r + 3), half, o[0], o[1], o[2], o[3]);
-        T* tiles = dst + ty * tw;
-        for (int i = 0; i < 4; ++i) {
-          T* out = tiles + i * 4 * stride;
-          combine_columns_bt(e[i], o[i], tw, out, out + stride, out + 2 * stride, out + 3 * stride);
-        }
-      }
-    }
-}
-
-// Row i of z = A g A^T for a row of 2x2 tiles g (columns e0, o0 of the first
-// output row, e1, o1 of the second): (a, a + b, a - b, -b), where
-// a = s0 * e0 + s1 * e1 and b = s0 * o0 + s1 * o1 with (s0, s1) row i of A.
-template <typename T>
-void grad_row(const T* __restrict e0, const T* __restrict o0, const T* __restrict e1,
-              const T* __restrict o1, T s0, T s1, int64_t tw, T* __restrict d0, T* __restrict d1,
-              T* __restrict d2, T* __restrict d3) {
-  for (int64_t tx = 0; tx < tw; ++tx) {
-    const T a = s0 * e0[tx] + s1 * e1[tx], b = s0 * o0[tx] + s1 * o1[tx];
-    d0[tx] = a;
-    d1[tx] = a + b;
-    d2[tx] = a - b;
-    d3[tx] = -b;
+  const int64_t cn = d.c, ps = point_stride(nb * t.per_image, cn);
+  const PaddedPlane pp = input_plane(t);
+  T* hwc = scratch<T>(Scratch::Plane, pp.hp * pp.wp * cn);
+  for (int64_t im = 0; im < nb; ++im) {
+    chw_to_padded_hwc(x + (n0 + im) * cn * d.h * d.w, cn, d.h, d.w, d.g.pad_h, d.g.pad_w, pp, hwc);
+    T* dst = v + im * t.per_image * cn;
+    for (int64_t ty = 0; ty < t.th; ++ty)
+      for (int64_t tx = 0; tx < t.tw; ++tx)
+        input_tile(hwc + (kOut * ty * pp.wp + kOut * tx) * cn, pp.wp * cn, cn, ps,
+                   dst + (ty * t.tw + tx) * cn);
   }
 }
 
-// z[p][o][col] = (A g A^T)[p] for every 2x2 output-gradient tile g (zero where
+// The output plane rounded up to whole tiles, HWC.
+PaddedPlane output_plane(const Tiling& t) {
+  return {kOut * t.th, kOut * t.tw};
+}
+
+// z[p][col][o] = (A g A^T)[p] for every 2x2 output-gradient tile g (zero where
 // the tile hangs over the output's edge), with A^T = [1 1 1 0; 0 1 -1 -1].
 template <typename T>
 void transform_output_grads(const T* dy, const WindowDims& d, const Tiling& t, int64_t n0,
                             int64_t nb, T* z) {
-  const int64_t cols = nb * t.per_image, stride = d.o * cols, tw = t.tw;
-  RowWork<T> work(tw);
-  const int64_t half = work.half;
-  T *e0 = work.at(2), *o0 = work.at(3), *e1 = work.at(4), *o1 = work.at(5);
-  for (int64_t oc = 0; oc < d.o; ++oc)
-    for (int64_t im = 0; im < nb; ++im) {
-      const T* plane = dy + ((n0 + im) * d.o + oc) * d.oh * d.ow;
-      for (int64_t ty = 0; ty < t.th; ++ty) {
-        split_row(plane, d.oh, d.ow, kOut * ty, 0, half, e0, o0);
-        split_row(plane, d.oh, d.ow, kOut * ty + 1, 0, half, e1, o1);
-        T* dst = z + oc * cols + im * t.per_image + ty * tw;
-        // Row i of A g is (a, b) = (g00, g01), (g00 + g10, g01 + g11),
-        // (g00 - g10, g01 - g11), (-g10, -g11); then z[i] = (a, a + b, a - b, -b).
-        for (int i = 0; i < 4; ++i) {
-          const T s0 = i == 3 ? T(0) : T(1), s1 = i == 0 ? T(0) : (i == 1 ? T(1) : T(-1));
-          T* row = dst + i * 4 * stride;
-          grad_row(e0, o0, e1, o1, s0, s1, tw, row, row + stride, row + 2 * stride,
-                   row + 3 * stride);
-        }
-      }
-    }
+  const int64_t on = d.o, ps = point_stride(nb * t.per_image, on);
+  const PaddedPlane pp = output_plane(t);
+  T* hwc = scratch<T>(Scratch::OutPlane, pp.hp * pp.wp * on);
+  for (int64_t im = 0; im < nb; ++im) {
+    chw_to_padded_hwc(dy + (n0 + im) * on * d.oh * d.ow, on, d.oh, d.ow, 0, 0, pp, hwc);
+    T* dst = z + im * t.per_image * on;
+    for (int64_t ty = 0; ty < t.th; ++ty)
+      for (int64_t tx = 0; tx < t.tw; ++tx)
+        output_grad_tile(hwc + (kOut * ty * pp.wp + kOut * tx) * on, pp.wp * on, on, ps,
+                         dst + (ty * t.tw + tx) * on);
+  }
 }
 
 // y = A^T m A (+ bias) for every output channel and tile, clipped to the output plane.
 template <typename T>
 void untransform_outputs(const T* m, const T* bias, const WindowDims& d, const Tiling& t,
                          int64_t n0, int64_t nb, T* y) {
-  const int64_t cols = nb * t.per_image, stride = d.o * cols, tw = t.tw;
-  RowWork<T> work(tw);
-  T *r0 = work.at(0), *r1 = work.at(2);  // two output rows, 2 * tw wide
-  T* q[4] = {work.at(4), work.at(5), work.at(6), work.at(7)};
-  T *even = work.at(8), *odd = work.at(9);
-  for (int64_t oc = 0; oc < d.o; ++oc) {
-    const T b = bias ? bias[oc] : T(0);
-    for (int64_t im = 0; im < nb; ++im) {
-      T* plane = y + ((n0 + im) * d.o + oc) * d.oh * d.ow;
-      for (int64_t ty = 0; ty < t.th; ++ty) {
-        const T* src = m + oc * cols + im * t.per_image + ty * tw;
-        const T* p[16];
-        for (int k = 0; k < kPoints; ++k) p[k] = src + k * stride;
-        // A^T m: row 0 sums m's rows 0..2, row 1 is rows 1 - 2 - 3; then A^T along columns.
-        for (int j = 0; j < 4; ++j) sum3(p[j], p[4 + j], p[8 + j], tw, q[j]);
-        output_row(q[0], q[1], q[2], q[3], b, tw, even, odd, r0);
-        for (int j = 0; j < 4; ++j) diff3(p[4 + j], p[8 + j], p[12 + j], tw, q[j]);
-        output_row(q[0], q[1], q[2], q[3], b, tw, even, odd, r1);
-        const int64_t yy = kOut * ty;
-        std::copy(r0, r0 + d.ow, plane + yy * d.ow);
-        if (yy + 1 < d.oh) std::copy(r1, r1 + d.ow, plane + (yy + 1) * d.ow);
-      }
-    }
+  const int64_t on = d.o, ps = point_stride(nb * t.per_image, on);
+  const PaddedPlane pp = output_plane(t);
+  T* hwc = scratch<T>(Scratch::OutPlane, pp.hp * pp.wp * on);
+  T* b = scratch<T>(Scratch::Bias, on);
+  for (int64_t o = 0; o < on; ++o) b[o] = bias ? bias[o] : T(0);
+  for (int64_t im = 0; im < nb; ++im) {
+    const T* src = m + im * t.per_image * on;
+    for (int64_t ty = 0; ty < t.th; ++ty)
+      for (int64_t tx = 0; tx < t.tw; ++tx)
+        output_tile(src + (ty * t.tw + tx) * on, ps, on, b, pp.wp * on,
+                    hwc + (kOut * ty * pp.wp + kOut * tx) * on);
+    padded_hwc_to_chw(hwc, on, d.oh, d.ow, 0, 0, pp, y + (n0 + im) * on * d.oh * d.ow);
   }
 }
 
-// dx = sum over tiles of B x B^T, added onto the overlapping 4x4 input tiles.
-// The sums are gathered in a zeroed, padded copy of the plane kept as split
-// even and odd columns, then written into dx (dropping the padding).
+// dx = sum over tiles of B x B^T, added onto the overlapping 4x4 input tiles
+// of a zeroed, padded HWC plane, then written into dx (dropping the padding).
 template <typename T>
 void untransform_input_grads(const T* xg, const WindowDims& d, const Tiling& t, int64_t n0,
                              int64_t nb, T* dx) {
-  const int64_t cols = nb * t.per_image, stride = d.c * cols, tw = t.tw;
-  RowWork<T> work(tw);
-  const int64_t half = work.half, rows = kOut * t.th + 2;
-  const int64_t acc_size = rows * 2 * half;
-  T* acc = scratch<T>(Scratch::Plane, acc_size);  // padded plane: E, O per row
-  T* line = work.at(0);
-  T* r[4][4];  // B x for the tile row: 4 rows of 4 columns
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) r[i][j] = work.at(2 + i * 4 + j);
-  for (int64_t c = 0; c < d.c; ++c)
-    for (int64_t im = 0; im < nb; ++im) {
-      std::fill(acc, acc + acc_size, T(0));
-      for (int64_t ty = 0; ty < t.th; ++ty) {
-        const T* src = xg + c * cols + im * t.per_image + ty * tw;
-        const T* p[16];
-        for (int k = 0; k < kPoints; ++k) p[k] = src + k * stride;
-        // B x: rows (x0, x1 - x2 + x3, x2 + x1 - x0, -x3).
-        for (int j = 0; j < 4; ++j)
-          combine_rows_b(p[j], p[4 + j], p[8 + j], p[12 + j], tw, r[0][j], r[1][j], r[2][j],
-                         r[3][j]);
-        // (B x) B^T along the columns, added onto padded row 2 ty + i.
-        for (int i = 0; i < 4; ++i) {
-          T* E = acc + (kOut * ty + i) * 2 * half;
-          add_columns_bt(r[i][0], r[i][1], r[i][2], r[i][3], tw, E, E + half);
-        }
-      }
-      T* plane = dx + ((n0 + im) * d.c + c) * d.h * d.w;
-      for (int64_t yy = 0; yy < d.h; ++yy) {
-        const T* E = acc + (yy + d.g.pad_h) * 2 * half;
-        const T* O = E + half;
-        for (int64_t k = 0; k < half; ++k) line[2 * k] = E[k], line[2 * k + 1] = O[k];
-        std::copy(line + d.g.pad_w, line + d.g.pad_w + d.w, plane + yy * d.w);
-      }
-    }
+  const int64_t cn = d.c, ps = point_stride(nb * t.per_image, cn);
+  const PaddedPlane pp = input_plane(t);
+  T* acc = scratch<T>(Scratch::Plane, pp.hp * pp.wp * cn);
+  for (int64_t im = 0; im < nb; ++im) {
+    std::fill(acc, acc + pp.hp * pp.wp * cn, T(0));
+    const T* src = xg + im * t.per_image * cn;
+    for (int64_t ty = 0; ty < t.th; ++ty)
+      for (int64_t tx = 0; tx < t.tw; ++tx)
+        add_input_grad_tile(src + (ty * t.tw + tx) * cn, ps, cn, pp.wp * cn,
+                            acc + (kOut * ty * pp.wp + kOut * tx) * cn);
+    padded_hwc_to_chw(acc, cn, d.h, d.w, d.g.pad_h, d.g.pad_w, pp, dx + (n0 + im) * cn * d.h * d.w);
+  }
 }
 
 // u[p][o][c] = (G w[o][c] G^T)[p], split across the calling team.
@@ -447,15 +387,15 @@ void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDi
   {
     transform_kernels(w, d, u);  // ends with the for's barrier
     const int64_t cols = t.group * t.per_image;
-    T* v = scratch<T>(Scratch::Col, kPoints * d.c * cols);
-    T* m = scratch<T>(Scratch::Gather, kPoints * d.o * cols);
+    T* v = scratch<T>(Scratch::Col, kPoints * point_stride(cols, d.c));
+    T* m = scratch<T>(Scratch::Gather, kPoints * point_stride(cols, d.o));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t g = 0; g < t.groups; ++g) {
       const int64_t n0 = t.first(g), nb = t.images(g, d.n), k = nb * t.per_image;
       transform_inputs(x, d, t, n0, nb, v);
       for (int p = 0; p < kPoints; ++p)
-        gemm(false, false, d.o, k, d.c, T(1), u + p * d.o * d.c, d.c, v + p * d.c * k, k, T(0),
-             m + p * d.o * k, k);
+        gemm(false, true, k, d.o, d.c, T(1), v + p * point_stride(k, d.c), d.c, u + p * d.o * d.c,
+             d.c, T(0), m + p * point_stride(k, d.o), d.o);
       untransform_outputs(m, bias, d, t, n0, nb, y);
     }
   }
@@ -479,9 +419,9 @@ void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDim
   {
     if (dx) transform_kernels(w, d, u);
     const int64_t cols = t.group * t.per_image;
-    T* v = scratch<T>(Scratch::Col, kPoints * d.c * cols);
-    T* z = scratch<T>(Scratch::Gather, kPoints * d.o * cols);
-    T* xg = dx ? scratch<T>(Scratch::ColGrad, kPoints * d.c * cols) : nullptr;
+    T* v = scratch<T>(Scratch::Col, kPoints * point_stride(cols, d.c));
+    T* z = scratch<T>(Scratch::Gather, kPoints * point_stride(cols, d.o));
+    T* xg = dx ? scratch<T>(Scratch::ColGrad, kPoints * point_stride(cols, d.c)) : nullptr;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       T* a = acc + chunk * u_size;
@@ -492,13 +432,13 @@ void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDim
         transform_inputs(x, d, t, n0, nb, v);
         transform_output_grads(dy, d, t, n0, nb, z);
         for (int p = 0; p < kPoints; ++p) {
-          // M[p] (+)= Z[p] [O, k] * V[p]^T [k, C]
-          gemm(false, true, d.o, d.c, k, T(1), z + p * d.o * k, k, v + p * d.c * k, k,
-               T(g == first ? 0 : 1), a + p * d.o * d.c, d.c);
-          // X[p] = U[p]^T [C, O] * Z[p] [O, k]
+          // M[p] [O, C] (+)= Z[p]^T [O, k] * V[p] [k, C]
+          gemm(true, false, d.o, d.c, k, T(1), z + p * point_stride(k, d.o), d.o,
+               v + p * point_stride(k, d.c), d.c, T(g == first ? 0 : 1), a + p * d.o * d.c, d.c);
+          // X[p] [k, C] = Z[p] [k, O] * U[p] [O, C]
           if (dx)
-            gemm(true, false, d.c, k, d.o, T(1), u + p * d.o * d.c, d.c, z + p * d.o * k, k, T(0),
-                 xg + p * d.c * k, k);
+            gemm(false, false, k, d.c, d.o, T(1), z + p * point_stride(k, d.o), d.o,
+                 u + p * d.o * d.c, d.c, T(0), xg + p * point_stride(k, d.c), d.c);
         }
         if (dx) untransform_input_grads(xg, d, t, n0, nb, dx);
       }
