@@ -20,6 +20,11 @@
 #include "backend/cpu/cpu_winograd.h"
 
 #include <algorithm>
+#include <type_traits>
+
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 #include "backend/cpu/cpu_runtime.h"
 
@@ -138,31 +143,63 @@ PaddedPlane input_plane(const Tiling& t) {
   return {kOut * t.th + 2, kOut * t.tw + 2};
 }
 
+// dst[j * dld + i] = src[i * sld + j] for i < rows, j < cols.
+template <typename T>
+void transpose_scalar(const T* __restrict src, int64_t sld, int64_t rows, int64_t cols,
+                      T* __restrict dst, int64_t dld) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) dst[j * dld + i] = src[i * sld + j];
+}
+
+// The same in 4x4 SSE blocks for float: the planes of thin layers are only 4
+// to 32 pixels wide, too short for the scalar loops' per-row overhead.
+template <typename T>
+void transpose(const T* __restrict src, int64_t sld, int64_t rows, int64_t cols, T* __restrict dst,
+               int64_t dld) {
+  int64_t i = 0;
+#ifdef __SSE__
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t cols4 = cols & ~int64_t{3};
+    for (; i + 4 <= rows; i += 4) {
+      const float* s = src + i * sld;
+      float* d = dst + i;
+      for (int64_t j = 0; j < cols4; j += 4) {
+        __m128 r0 = _mm_loadu_ps(s + j), r1 = _mm_loadu_ps(s + sld + j),
+               r2 = _mm_loadu_ps(s + 2 * sld + j), r3 = _mm_loadu_ps(s + 3 * sld + j);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(d + j * dld, r0);
+        _mm_storeu_ps(d + (j + 1) * dld, r1);
+        _mm_storeu_ps(d + (j + 2) * dld, r2);
+        _mm_storeu_ps(d + (j + 3) * dld, r3);
+      }
+      transpose_scalar(s + cols4, sld, 4, cols - cols4, d + cols4 * dld, dld);
+    }
+  }
+#endif
+  transpose_scalar(src + i * sld, sld, rows - i, cols, dst + i, dld);
+}
+
 // hwc[(y + top) * wp + x + left][c] = chw[c][y][x], zero elsewhere.
 template <typename T>
 void chw_to_padded_hwc(const T* __restrict chw, int64_t cn, int64_t h, int64_t w, int64_t top,
                        int64_t left, const PaddedPlane& pp, T* __restrict hwc) {
-  std::fill(hwc, hwc + pp.hp * pp.wp * cn, T(0));
+  const int64_t row = pp.wp * cn;
+  std::fill(hwc, hwc + top * row, T(0));
   for (int64_t y = 0; y < h; ++y) {
-    T* row = hwc + ((y + top) * pp.wp + left) * cn;
-    for (int64_t c = 0; c < cn; ++c) {
-      const T* src = chw + (c * h + y) * w;
-      for (int64_t x = 0; x < w; ++x) row[x * cn + c] = src[x];
-    }
+    T* r = hwc + (y + top) * row;
+    std::fill(r, r + left * cn, T(0));
+    transpose(chw + y * w, h * w, cn, w, r + left * cn, cn);
+    std::fill(r + (left + w) * cn, r + row, T(0));
   }
+  std::fill(hwc + (h + top) * row, hwc + pp.hp * row, T(0));
 }
 
 // chw[c][y][x] = hwc[(y + top) * wp + x + left][c]: the inverse, dropping the border.
 template <typename T>
 void padded_hwc_to_chw(const T* __restrict hwc, int64_t cn, int64_t h, int64_t w, int64_t top,
                        int64_t left, const PaddedPlane& pp, T* __restrict chw) {
-  for (int64_t y = 0; y < h; ++y) {
-    const T* row = hwc + ((y + top) * pp.wp + left) * cn;
-    for (int64_t c = 0; c < cn; ++c) {
-      T* dst = chw + (c * h + y) * w;
-      for (int64_t x = 0; x < w; ++x) dst[x] = row[x * cn + c];
-    }
-  }
+  for (int64_t y = 0; y < h; ++y)
+    transpose(hwc + ((y + top) * pp.wp + left) * cn, cn, w, cn, chw + y * w, h * w);
 }
 
 // v[p * ps + c] = (B^T d B)[p] for the 4x4 tile d at s (rows `row` apart,
