@@ -179,6 +179,11 @@ void transpose(const T* __restrict src, int64_t sld, int64_t rows, int64_t cols,
   transpose_scalar(src + i * sld, sld, rows - i, cols, dst + i, dld);
 }
 
+// Channels moved per pass of the conversions below: each pass walks a few
+// planes from start to end, which the hardware prefetcher follows, where a
+// row of every channel at a time (up to hundreds of streams) missed the cache.
+constexpr int64_t kChannelBlock = 4;
+
 // hwc[(y + top) * wp + x + left][c] = chw[c][y][x], zero elsewhere.
 template <typename T>
 void chw_to_padded_hwc(const T* __restrict chw, int64_t cn, int64_t h, int64_t w, int64_t top,
@@ -188,18 +193,26 @@ void chw_to_padded_hwc(const T* __restrict chw, int64_t cn, int64_t h, int64_t w
   for (int64_t y = 0; y < h; ++y) {
     T* r = hwc + (y + top) * row;
     std::fill(r, r + left * cn, T(0));
-    transpose(chw + y * w, h * w, cn, w, r + left * cn, cn);
     std::fill(r + (left + w) * cn, r + row, T(0));
   }
   std::fill(hwc + (h + top) * row, hwc + pp.hp * row, T(0));
+  for (int64_t c0 = 0; c0 < cn; c0 += kChannelBlock) {
+    const int64_t cb = std::min(kChannelBlock, cn - c0);
+    for (int64_t y = 0; y < h; ++y)
+      transpose(chw + (c0 * h + y) * w, h * w, cb, w, hwc + (y + top) * row + left * cn + c0, cn);
+  }
 }
 
 // chw[c][y][x] = hwc[(y + top) * wp + x + left][c]: the inverse, dropping the border.
 template <typename T>
 void padded_hwc_to_chw(const T* __restrict hwc, int64_t cn, int64_t h, int64_t w, int64_t top,
                        int64_t left, const PaddedPlane& pp, T* __restrict chw) {
-  for (int64_t y = 0; y < h; ++y)
-    transpose(hwc + ((y + top) * pp.wp + left) * cn, cn, w, cn, chw + y * w, h * w);
+  for (int64_t c0 = 0; c0 < cn; c0 += kChannelBlock) {
+    const int64_t cb = std::min(kChannelBlock, cn - c0);
+    for (int64_t y = 0; y < h; ++y)
+      transpose(hwc + ((y + top) * pp.wp + left) * cn + c0, cn, w, cb, chw + (c0 * h + y) * w,
+                h * w);
+  }
 }
 
 // v[p * ps + c] = (B^T d B)[p] for the 4x4 tile d at s (rows `row` apart,
