@@ -79,6 +79,7 @@ const Case kCases[] = {
     {{2, 16, 6, 5}, 16, geom(3, 3, 1, 1, 1, 0), "winograd, padding 1x0"},
     {{9, 20, 4, 4}, 32, geom(3, 3, 1, 1, 1, 1), "winograd, image groups"},
     {{5, 16, 1, 1}, 16, geom(3, 3, 1, 1, 1, 1), "winograd, 1x1 plane"},
+    {{10, 33, 4, 4}, 42, geom(3, 3, 1, 1, 1, 1), "winograd, channels not a multiple of 4"},
     {{9, 4, 4, 4}, 8, geom(3, 3, 1, 1, 1, 1), "im2col, image groups"},
     {{7, 3, 6, 6}, 5, geom(3, 3, 2, 2, 1, 1), "im2col, strided groups"},
     {{11, 5, 3, 4}, 6, geom(2, 3, 1, 2, 1, 0), "im2col, uneven kernel"},
@@ -203,47 +204,61 @@ TEST_CASE("2x2 max pooling matches direct loops with ties - NaN and -inf", "[ops
 
 TEST_CASE("batchnorm fast loops match the closed forms far from zero", "[ops][fastpath]") {
   auto be = make_cpu_backend();
-  for (DType dt : {DType::F32, DType::F64}) {
-    INFO(dtype_name(dt));
-    const int64_t n = 4, c = 3, hw = 37;  // odd plane: vector loops plus remainders
-    // A mean of ~100 against a spread of ~1: float cancellation would show.
-    Tensor x = random_tensor({n, c, 1, hw}, dt, 51, 99, 101);
-    Tensor gamma = random_tensor({c}, dt, 52, 0.5, 2), beta = random_tensor({c}, dt, 53);
-    Tensor rm({c}, dt), rv({c}, dt), y(x.shape(), dt), mean({c}, dt), invstd({c}, dt);
-    Tensor dy = random_tensor(x.shape(), dt, 54), dx(x.shape(), dt), dg({c}, dt), dbeta({c}, dt);
-    be->batchnorm_forward_train(x, gamma, beta, rm, rv, 0.1, 1e-5, y, mean, invstd);
-    be->batchnorm_backward(x, gamma, mean, invstd, dy, dx, dg, dbeta);
-    const auto xv = x.to_vector_f64(), yv = y.to_vector_f64(), g = gamma.to_vector_f64(),
-               bv = beta.to_vector_f64(), dyv = dy.to_vector_f64(), dxv = dx.to_vector_f64();
-    const double tol = dt == DType::F64 ? 1e-10 : 2e-4;
-    const double m_count = static_cast<double>(n * hw);
-    for (int64_t ch = 0; ch < c; ++ch) {
-      double s = 0, s2 = 0;
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < hw; ++j) s += xv[(i * c + ch) * hw + j];
-      const double mu = s / m_count;
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < hw; ++j) s2 += std::pow(xv[(i * c + ch) * hw + j] - mu, 2);
-      const double is = 1 / std::sqrt(s2 / m_count + 1e-5);
-      double sdy = 0, sdyx = 0;
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < hw; ++j) {
-          const int64_t k = (i * c + ch) * hw + j;
-          sdy += dyv[k];
-          sdyx += dyv[k] * (xv[k] - mu) * is;
+  const int saved = cpu_threads();
+  // Odd planes: vector loops plus remainders. The larger case is split
+  // across threads by channel ranges that do not divide evenly.
+  struct Size {
+    int64_t n, c, hw;
+  };
+  for (const Size& sz : {Size{4, 3, 37}, Size{6, 7, 1601}})
+    for (int threads : {1, 2, 3})
+      for (DType dt : {DType::F32, DType::F64}) {
+        set_cpu_threads(threads);
+        INFO(dtype_name(dt) << ", " << threads << " threads, plane " << sz.hw);
+        const int64_t n = sz.n, c = sz.c, hw = sz.hw;
+        // A mean of ~100 against a spread of ~1: float cancellation would show.
+        Tensor x = random_tensor({n, c, 1, hw}, dt, 51, 99, 101);
+        Tensor gamma = random_tensor({c}, dt, 52, 0.5, 2), beta = random_tensor({c}, dt, 53);
+        Tensor rm({c}, dt), rv({c}, dt), y(x.shape(), dt), mean({c}, dt), invstd({c}, dt);
+        Tensor dy = random_tensor(x.shape(), dt, 54), dx(x.shape(), dt), dg({c}, dt),
+               dbeta({c}, dt);
+        be->batchnorm_forward_train(x, gamma, beta, rm, rv, 0.1, 1e-5, y, mean, invstd);
+        be->batchnorm_backward(x, gamma, mean, invstd, dy, dx, dg, dbeta);
+        const auto xv = x.to_vector_f64(), yv = y.to_vector_f64(), g = gamma.to_vector_f64(),
+                   bv = beta.to_vector_f64(), dyv = dy.to_vector_f64(), dxv = dx.to_vector_f64();
+        const double tol = dt == DType::F64 ? 1e-10 : 2e-4;
+        const double m_count = static_cast<double>(n * hw);
+        double err_y = 0, err_dx = 0;
+        for (int64_t ch = 0; ch < c; ++ch) {
+          double s = 0, s2 = 0;
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < hw; ++j) s += xv[(i * c + ch) * hw + j];
+          const double mu = s / m_count;
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < hw; ++j) s2 += std::pow(xv[(i * c + ch) * hw + j] - mu, 2);
+          const double is = 1 / std::sqrt(s2 / m_count + 1e-5);
+          double sdy = 0, sdyx = 0;
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < hw; ++j) {
+              const int64_t k = (i * c + ch) * hw + j;
+              sdy += dyv[k];
+              sdyx += dyv[k] * (xv[k] - mu) * is;
+            }
+          CHECK(std::abs(dbeta.to_vector_f64()[ch] - sdy) < tol * 10);
+          CHECK(std::abs(dg.to_vector_f64()[ch] - sdyx) < tol * 10);
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < hw; ++j) {
+              const int64_t k = (i * c + ch) * hw + j;
+              const double xhat = (xv[k] - mu) * is;
+              const double want = g[ch] * is / m_count * (m_count * dyv[k] - sdy - xhat * sdyx);
+              err_y = std::max(err_y, std::abs(yv[k] - (xhat * g[ch] + bv[ch])));
+              err_dx = std::max(err_dx, std::abs(dxv[k] - want));
+            }
         }
-      CHECK(std::abs(dbeta.to_vector_f64()[ch] - sdy) < tol * 10);
-      CHECK(std::abs(dg.to_vector_f64()[ch] - sdyx) < tol * 10);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < hw; ++j) {
-          const int64_t k = (i * c + ch) * hw + j;
-          const double xhat = (xv[k] - mu) * is;
-          CHECK(std::abs(yv[k] - (xhat * g[ch] + bv[ch])) < tol);
-          const double want = g[ch] * is / m_count * (m_count * dyv[k] - sdy - xhat * sdyx);
-          CHECK(std::abs(dxv[k] - want) < tol);
-        }
-    }
-  }
+        CHECK(err_y < tol);
+        CHECK(err_dx < tol);
+      }
+  set_cpu_threads(saved);
 }
 
 TEST_CASE("relu backward passes the gradient where the output is positive", "[ops][fastpath]") {
