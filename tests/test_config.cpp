@@ -108,6 +108,7 @@ TEST_CASE("config: defaults of a minimal config", "[config]") {
   CHECK(c.output.checkpoint_every == 1);
   CHECK(c.output.keep_checkpoints == 2);
   CHECK(c.output.progress == ProgressMode::Auto);
+  CHECK(c.sparsity == SparsityConfig{false, 3, 1, 0});
 }
 
 TEST_CASE("config: data defaults per kind", "[config]") {
@@ -427,7 +428,8 @@ TEST_CASE("config: to_json round trip gives an equal config", "[config]") {
                    "gamma_threshold": 0.01, "selectivity_threshold": 0.05,
                    "per_filter_final": false},
     "output": {"dir": "elsewhere", "name": "rt", "checkpoint_every": 0, "keep_checkpoints": 5,
-               "progress": "lines"}
+               "progress": "lines"},
+    "sparsity": {"skip_dead": true, "skip_after": 5, "check_every": 2, "revival_every": 10}
   })"));
   variants.push_back(with(minimal(),
                           "data={\"kind\":\"cifar100\",\"label\":\"coarse\","

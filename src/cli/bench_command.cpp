@@ -31,6 +31,7 @@
 #include "nn/layer_spec.h"
 #include "nn/model.h"
 #include "optim/optimizer.h"
+#include "train/filter_skipping.h"
 
 namespace st {
 namespace {
@@ -55,6 +56,9 @@ struct BenchOptions {
   double lr = 1e-3;
   double weight_decay = 5e-4;
   double dead_fraction = 0;
+  bool skip_dead = false;          // train the network with the silenced filters removed
+  std::vector<double> dead_sweep;  // time these dead fractions, skipping, side by side
+  int rounds = 2;                  // interleaved rounds of the sweep
 };
 
 // CPU time of the whole process (all threads, the loader's included): under
@@ -106,6 +110,11 @@ void validate(const BenchOptions& o) {
                                                   std::to_string(o.batch));
   require(o.dead_fraction >= 0 && o.dead_fraction < 1,
           "--dead-fraction must lie in [0, 1), got " + std::to_string(o.dead_fraction));
+  for (double f : o.dead_sweep)
+    require(f >= 0 && f < 1, "--dead-sweep values must lie in [0, 1), got " + std::to_string(f));
+  require(o.rounds >= 1, "--rounds must be at least 1, got " + std::to_string(o.rounds));
+  require(o.dead_sweep.empty() || (o.epoch == 0 && !o.profile),
+          "--dead-sweep times --steps; it does not combine with --epoch or --profile");
 }
 
 // Learnable synthetic images (noise 1.0: the loss falls visibly over a few steps).
@@ -136,36 +145,50 @@ data::LoaderOptions loader_options(const BenchOptions& o, const data::Dataset& d
 }
 
 // Silences a fraction of every BN channel (gamma = beta = 0), so the ReLU after
-// it outputs zeros: the dead filters of the paper, to see whether their zeros
-// change the step time. A dead channel stays dead (its gradients are zero).
-void kill_filters(Model& model, double fraction) {
-  if (fraction <= 0) return;
+// it outputs zeros: the dead filters of the paper. A dead channel stays dead (its
+// gradients are zero). Returns the silenced channels per conv-BN-ReLU block.
+BlockChannels kill_filters(Model& model, double fraction) {
+  BlockChannels killed;
   for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) {
     const std::string bn = model.specs()[b.bn].name;
-    const int64_t dead = static_cast<int64_t>(fraction * static_cast<double>(b.channels));
+    const auto dead = static_cast<int64_t>(fraction * static_cast<double>(b.channels));
     for (const char* field : {".weight", ".bias"}) {
       Tensor t = model.tensor(bn + field);
       std::vector<float> v = t.to_vector_f32();
       std::fill(v.begin(), v.begin() + dead, 0.0f);
       t.copy_from(Tensor::from_vector(v, t.shape()));
     }
+    killed.emplace_back(dead);
+    std::iota(killed.back().begin(), killed.back().end(), int64_t{0});
   }
+  return killed;
 }
 
-// One training step's buffers and the objects it drives.
+// One training step's buffers and the objects it drives. With skipping, the step trains the
+// network with the silenced filters removed, as a run with sparsity.skip_dead does once it
+// has found them dead.
 class Trainer {
  public:
-  Trainer(const BenchOptions& o, Backend& backend)
+  Trainer(const BenchOptions& o, double dead_fraction, bool skip_dead, Backend& backend)
       : backend_(backend),
         model_(make_preset(o.preset, o.width),
                InputShape{o.channels, static_cast<int64_t>(o.size), static_cast<int64_t>(o.size)},
                o.classes, backend),
         optimizer_(adam(o), RegKind::L2, o.weight_decay, model_),
         lr_(o.lr) {
-    kill_filters(model_, o.dead_fraction);
+    const BlockChannels killed = kill_filters(model_, dead_fraction);
+    if (skip_dead) {
+      const auto make_optimizer = [o](const Model& m) {
+        return std::make_unique<Optimizer>(adam(o), RegKind::L2, o.weight_decay, m);
+      };
+      skipper_.emplace(model_, optimizer_, make_optimizer, 1, 1e-12);
+      skipper_->force_skip(killed);
+    }
   }
 
-  Model& model() { return model_; }
+  // The network the step trains, and the full one.
+  Model& model() { return skipper_ ? skipper_->model() : model_; }
+  const Model& full_model() const { return model_; }
 
   // Forward, loss, backward and the optimizer update; returns the loss.
   double step(const data::Batch& b) {
@@ -176,11 +199,13 @@ class Trainer {
     }
     const Tensor labels =
         backend_.device() == Device::CPU ? b.labels : b.labels.to(backend_.device());
-    const Tensor& logits = model_.forward(b.images, true);
+    Model& net = model();
+    Optimizer& opt = skipper_ ? skipper_->optimizer() : optimizer_;
+    const Tensor& logits = net.forward(b.images, true);
     const double loss = backend_.softmax_xent_forward(logits, labels, probs_);
     backend_.softmax_xent_backward(probs_, labels, dlogits_);
-    model_.backward(dlogits_);
-    optimizer_.step(model_, lr_, lr_);
+    net.backward(dlogits_);
+    opt.step(net, lr_, lr_);
     backend_.synchronize();
     return loss;
   }
@@ -196,6 +221,7 @@ class Trainer {
   Backend& backend_;
   Model model_;
   Optimizer optimizer_;
+  std::optional<FilterSkipper> skipper_;
   double lr_;
   Tensor probs_, dlogits_;
 };
@@ -375,6 +401,13 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   j["loss_first"] = r.first_loss;
   j["loss_last"] = r.last_loss;
   if (o.dead_fraction > 0) j["dead_fraction"] = o.dead_fraction;
+  const double flop_ratio = static_cast<double>(trainer.full_model().flops_per_image()) /
+                            static_cast<double>(flops_per_image);
+  if (o.skip_dead) {
+    j["skip_dead"] = true;
+    j["parameters_full"] = trainer.full_model().num_params();
+    j["flop_ratio"] = flop_ratio;
+  }
   if (gemm) {
     j["sgemm_1024_gflops_best"] = gemm->best_gflops;
     j["sgemm_1024_gflops_median"] = gemm->median_gflops;
@@ -384,7 +417,12 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   std::ostringstream s;
   s << "bench: " << o.preset << " width " << o.width << ", batch " << o.batch << ", " << o.channels
     << "x" << o.size << "x" << o.size << ", " << o.classes << " classes, "
-    << trainer.model().num_params() << " parameters\n";
+    << trainer.model().num_params() << " parameters";
+  if (o.dead_fraction > 0)
+    s << ", dead fraction " << o.dead_fraction
+      << (o.skip_dead ? " (skipped: the compacted network trains, " : " (computed densely")
+      << (o.skip_dead ? std::to_string(flop_ratio).substr(0, 5) + "x fewer FLOPs)" : ")");
+  s << "\n";
   s << std::fixed << std::setprecision(1);
   s << "device " << backend.name();
   if (threads) s << ", " << threads << " threads";
@@ -422,10 +460,87 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   return {j, s.str()};
 }
 
+// Step time of the network trained with a fraction of its filters dead and skipped, for each
+// fraction, in interleaved rounds (so that a change in machine load hits every fraction); the
+// speed-up over the first fraction next to the FLOP ratio.
+int run_dead_sweep(const BenchOptions& o, Backend& backend) {
+  const data::Dataset d = make_bench_data(o, o.batch * (o.warmup + o.steps));
+  struct Row {
+    double fraction = 0;
+    int64_t flops = 0, params = 0;
+    std::vector<double> wall, cpu;  // seconds per step, one per round
+  };
+  std::vector<Row> rows;
+  for (double f : o.dead_sweep) {
+    Row row;
+    row.fraction = f;
+    rows.push_back(row);
+  }
+  for (int round = 0; round < o.rounds; ++round)
+    for (Row& row : rows) {
+      data::BatchLoader loader(d, loader_options(o, d));
+      Trainer trainer(o, row.fraction, true, backend);
+      const RunStats r = time_steps(trainer, loader, o.warmup, o.steps, nullptr);
+      row.flops = trainer.model().flops_per_image();
+      row.params = trainer.model().num_params();
+      row.wall.push_back(median(r.step_seconds));
+      row.cpu.push_back(r.cpu_seconds / static_cast<double>(r.step_seconds.size()));
+    }
+  const Row& base = rows.front();
+  nlohmann::json j;
+  j["preset"] = o.preset;
+  j["width"] = o.width;
+  j["batch"] = o.batch;
+  j["input"] = {o.channels, o.size, o.size};
+  j["device"] = backend.name();
+  j["threads"] = backend.device() == Device::CPU ? cpu_threads() : 0;
+  j["load_average"] = load_average();
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  j["omp_wait_policy"] = wait_policy ? wait_policy : "default";
+  j["rounds"] = o.rounds;
+  j["steps"] = o.steps;
+  std::ostringstream s;
+  s << "bench dead-filter sweep: " << o.preset << " width " << o.width << ", batch " << o.batch
+    << ", " << o.channels << "x" << o.size << "x" << o.size << ", device " << backend.name()
+    << ", load average " << load_average() << "\n"
+    << "dead filters are skipped (the compacted network trains); medians of " << o.rounds
+    << " interleaved rounds of " << o.steps << " steps; speed-ups against dead fraction "
+    << base.fraction << "\n";
+  s << "  dead   params     GFLOP/img  FLOP ratio  ms/step  CPU ms/step  speed-up (wall, CPU)"
+       "  speed-up / FLOP ratio (CPU)\n";
+  for (const Row& row : rows) {
+    const double wall = median(row.wall), cpu = median(row.cpu);
+    const double flop_ratio = static_cast<double>(base.flops) / static_cast<double>(row.flops);
+    const double speedup_wall = median(base.wall) / wall, speedup_cpu = median(base.cpu) / cpu;
+    j["rows"].push_back({{"dead_fraction", row.fraction},
+                         {"parameters", row.params},
+                         {"forward_gflop_per_image", static_cast<double>(row.flops) * 1e-9},
+                         {"flop_ratio", flop_ratio},
+                         {"ms_per_step_median", wall * 1e3},
+                         {"cpu_ms_per_step", cpu * 1e3},
+                         {"speedup_wall", speedup_wall},
+                         {"speedup_cpu", speedup_cpu},
+                         {"speedup_cpu_over_flop_ratio", speedup_cpu / flop_ratio}});
+    s << std::fixed << std::setprecision(2) << "  " << std::setw(4) << row.fraction << "  "
+      << std::setw(9) << row.params << "  " << std::setprecision(4) << std::setw(9)
+      << static_cast<double>(row.flops) * 1e-9 << "  " << std::setprecision(2) << std::setw(10)
+      << flop_ratio << "  " << std::setprecision(1) << std::setw(7) << wall * 1e3 << "  "
+      << std::setw(11) << cpu * 1e3 << "  " << std::setprecision(2) << std::setw(8) << speedup_wall
+      << ", " << std::setw(5) << speedup_cpu << "  " << std::setw(16) << speedup_cpu / flop_ratio
+      << "\n";
+  }
+  if (o.json)
+    std::cout << j.dump(2) << "\n";
+  else
+    std::cout << s.str();
+  return 0;
+}
+
 int run_bench(const BenchOptions& o) {
   validate(o);
   set_cpu_threads(o.threads);
   std::unique_ptr<Backend> backend = make_backend(o.device);
+  if (!o.dead_sweep.empty()) return run_dead_sweep(o, *backend);
   std::unique_ptr<ProfilingBackend> profiler;
   if (o.profile) profiler = std::make_unique<ProfilingBackend>(*backend);
   Backend& used = profiler ? static_cast<Backend&>(*profiler) : *backend;
@@ -433,7 +548,7 @@ int run_bench(const BenchOptions& o) {
   const int64_t images = o.epoch > 0 ? o.epoch : o.batch * (o.warmup + o.steps);
   const data::Dataset d = make_bench_data(o, images);
   data::BatchLoader loader(d, loader_options(o, d));
-  Trainer trainer(o, used);
+  Trainer trainer(o, o.dead_fraction, o.skip_dead, used);
 
   const RunStats r = o.epoch > 0 ? time_epoch(trainer, loader, o.warmup, profiler.get())
                                  : time_steps(trainer, loader, o.warmup, o.steps, profiler.get());
@@ -475,6 +590,15 @@ void add_bench_command(CLI::App& app, CommandRun& run) {
       ->capture_default_str();
   cmd->add_option("--dead-fraction", opts->dead_fraction,
                   "Fraction of each BN layer's channels silenced (gamma = beta = 0)")
+      ->capture_default_str();
+  cmd->add_flag("--skip-dead", opts->skip_dead,
+                "Train the network with the --dead-fraction filters removed, as sparsity.skip_dead "
+                "does");
+  cmd->add_option("--dead-sweep", opts->dead_sweep,
+                  "Time these dead fractions (e.g. 0,0.5,0.75), skipping the dead filters, and "
+                  "print the speed-up next to the FLOP ratio")
+      ->delimiter(',');
+  cmd->add_option("--rounds", opts->rounds, "Interleaved rounds of --dead-sweep")
       ->capture_default_str();
   cmd->add_flag("--gemm", opts->gemm, "Also time OpenBLAS sgemm at 1024^3 as a reference");
   cmd->add_flag("--profile", opts->profile, "Time every backend op and print a breakdown");

@@ -118,7 +118,6 @@ struct RegularizationConfig {
 
 // ---- schedule ---------------------------------------------------------------------------------
 
-
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::Constant;
   int step_size = 0;            // step: epochs between decays
@@ -130,7 +129,7 @@ struct ScheduleConfig {
   bool operator==(const ScheduleConfig&) const = default;
 };
 
-// ---- training, statistics, output ---------------------------------------------------
+// ---- training, statistics, output, sparsity ---------------------------------------------------
 
 enum class DeviceChoice { Cpu, Cuda, Auto };
 
@@ -172,6 +171,14 @@ struct OutputConfig {
   bool operator==(const OutputConfig&) const = default;
 };
 
+// Sparsity-aware training (docs/sparsity.md, "Skipping dead filters").
+struct SparsityConfig {
+  bool skip_dead = false;  // stop computing filters found dead: train the compacted network
+  int skip_after = 3;      // ... once this many consecutive checks found them dead
+  int check_every = 1;     // epochs between checks (each an exact eval-mode pass)
+  int revival_every = 0;   // epochs between full-network passes that restore filters; 0 = never
+  bool operator==(const SparsityConfig&) const = default;
+};
 
 struct ExperimentConfig {
   int version = kConfigVersion;
@@ -184,6 +191,7 @@ struct ExperimentConfig {
   TrainingConfig training;
   StatisticsConfig statistics;
   OutputConfig output;
+  SparsityConfig sparsity;
   bool operator==(const ExperimentConfig&) const = default;
 };
 

@@ -130,6 +130,12 @@ json output_json(const OutputConfig& o) {
           {"progress", progress_mode_name(o.progress)}};
 }
 
+json sparsity_json(const SparsityConfig& s) {
+  return {{"skip_dead", s.skip_dead},
+          {"skip_after", s.skip_after},
+          {"check_every", s.check_every},
+          {"revival_every", s.revival_every}};
+}
 
 void collect_differences(const json& a, const json& b, const std::string& path,
                          std::vector<ConfigDifference>& out) {
@@ -173,7 +179,8 @@ nlohmann::json to_json(const ExperimentConfig& c) {
             {"schedule", schedule_json(c.schedule)},
             {"training", training_json(c.training)},
             {"statistics", statistics_json(c.statistics)},
-            {"output", output_json(c.output)}};
+            {"output", output_json(c.output)},
+            {"sparsity", sparsity_json(c.sparsity)}};
   if (!c.description.empty()) j["description"] = c.description;
   return j;
 }

@@ -405,7 +405,7 @@ ScheduleConfig parse_schedule(const JsonReader& r, double base_lr) {
   return s;
 }
 
-// ---- training, statistics, output ---------------------------------------------------
+// ---- training, statistics, output, sparsity ---------------------------------------------------
 
 TrainingConfig parse_training(const JsonReader& r) {
   r.allow_keys({"batch_size", "epochs", "seed", "threads", "device", "drop_last", "eval_every"});
@@ -460,6 +460,16 @@ OutputConfig parse_output(const JsonReader& r, const std::string& source_name) {
   o.progress =
       table_value(progress_table(), r.choice("progress", table_names(progress_table()), "auto"));
   return o;
+}
+
+SparsityConfig parse_sparsity(const JsonReader& r) {
+  r.allow_keys({"skip_dead", "skip_after", "check_every", "revival_every"});
+  SparsityConfig s;
+  s.skip_dead = r.boolean("skip_dead", false);
+  s.skip_after = static_cast<int>(r.integer("skip_after", 1, kMaxInt, 3));
+  s.check_every = static_cast<int>(r.integer("check_every", 1, kMaxInt, 1));
+  s.revival_every = static_cast<int>(r.integer("revival_every", 0, kMaxInt, 0));
+  return s;
 }
 
 void check_version(const JsonReader& root) {
@@ -533,7 +543,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& raw, const std::string& 
   }
   JsonReader root(raw, "", source_name);
   root.allow_keys({"version", "description", "data", "model", "optimizer", "regularization",
-                   "schedule", "training", "statistics", "output"});
+                   "schedule", "training", "statistics", "output", "sparsity"});
   check_version(root);
   ExperimentConfig c;
   if (root.has("description")) {
@@ -551,6 +561,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& raw, const std::string& 
   c.training = parse_training(root.child("training"));
   c.statistics = parse_statistics(root.child("statistics"));
   c.output = parse_output(root.child("output"), source_name);
+  c.sparsity = parse_sparsity(root.child("sparsity"));
   if (options.check_files) check_data_files(c.data, source_name);
   return c;
 }

@@ -90,6 +90,7 @@ class Model {
   const std::vector<ConvBNReLU>& conv_bn_relu_blocks() const { return blocks_; }
 
   void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
+  uint64_t dropout_seed() const { return dropout_seed_; }
   // Train-mode forwards run so far; part of the dropout seed, so a resumed run
   // restores it to draw the same masks.
   uint64_t dropout_calls() const { return dropout_calls_; }

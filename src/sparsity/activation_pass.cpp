@@ -9,7 +9,7 @@ ActivationRecorder make_block_recorder(const Model& model) {
 }
 
 void record_block_maxima(const Model& model, ActivationRecorder& recorder,
-                         std::vector<Tensor>& scratch) {
+                         std::vector<Tensor>& scratch, const BlockChannels* channels) {
   const auto& blocks = model.conv_bn_relu_blocks();
   scratch.resize(blocks.size());
   for (std::size_t i = 0; i < blocks.size(); ++i) {
@@ -18,13 +18,18 @@ void record_block_maxima(const Model& model, ActivationRecorder& recorder,
     if (scratch[i].shape() != want || scratch[i].device() != h.device())
       scratch[i] = Tensor(want, DType::F32, h.device());
     model.backend().channel_absmax(h, scratch[i]);
-    recorder.record(static_cast<int>(i),
-                    scratch[i].device() == Device::CPU ? scratch[i] : scratch[i].to(Device::CPU));
+    const Tensor absmax =
+        scratch[i].device() == Device::CPU ? scratch[i] : scratch[i].to(Device::CPU);
+    if (channels)
+      recorder.record(static_cast<int>(i), absmax, channels->at(i));
+    else
+      recorder.record(static_cast<int>(i), absmax);
   }
 }
 
 void record_exact_pass(Model& model, const data::Dataset& data, const data::Normalization& norm,
-                       int64_t batch_size, ActivationRecorder& recorder) {
+                       int64_t batch_size, ActivationRecorder& recorder,
+                       const BlockChannels* channels) {
   data::LoaderOptions o;
   o.batch_size = batch_size;
   o.shuffle = false;
@@ -34,7 +39,7 @@ void record_exact_pass(Model& model, const data::Dataset& data, const data::Norm
   std::vector<Tensor> scratch;
   while (auto batch = loader.next()) {
     model.forward(batch->images, /*train=*/false);
-    record_block_maxima(model, recorder, scratch);
+    record_block_maxima(model, recorder, scratch, channels);
   }
 }
 

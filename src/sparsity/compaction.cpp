@@ -515,6 +515,73 @@ std::unique_ptr<Model> apply_compaction(const Model& model, const CompactionPlan
   return out;
 }
 
+namespace {
+
+// Appends the source indices of one parameter or buffer of layer i of the compacted model.
+// `base` is the tensor's offset in the source's flat buffer; `src_shape` its source shape.
+void map_layer_tensor(const Model& src, const CompactionPlan& plan, int i, const std::string& part,
+                      int64_t base, const Shape& src_shape, std::vector<int64_t>& out) {
+  const LayerKind kind = src.specs()[i].kind;
+  const bool per_channel = part == "running_mean" || part == "running_var" ||
+                           (kind == LayerKind::BatchNorm && (part == "weight" || part == "bias"));
+  if (per_channel || (kind == LayerKind::Conv && part == "bias")) {
+    for (int64_t c : plan.groups[plan.group_of[i]].kept) out.push_back(base + c);
+  } else if (kind == LayerKind::Conv && part == "weight") {
+    const int64_t in_c = src_shape[1], kk = src_shape[2] * src_shape[3];
+    for (int64_t o : plan.groups[plan.group_of[i]].kept)
+      for (int64_t c : plan.groups[plan.group_read_by(src, i)].kept)
+        for (int64_t t = 0; t < kk; ++t) out.push_back(base + (o * in_c + c) * kk + t);
+  } else if (kind == LayerKind::Linear && part == "weight") {
+    const ChannelGroup& in = plan.groups[plan.group_read_by(src, i)];
+    const int64_t features = src_shape[1], per = features / in.channels;
+    for (int64_t o = 0; o < src_shape[0]; ++o)
+      for (int64_t c : in.kept)
+        for (int64_t p = 0; p < per; ++p) out.push_back(base + o * features + c * per + p);
+  } else {  // a linear bias, num_batches_tracked: unchanged
+    for (int64_t e = 0; e < shape_numel(src_shape); ++e) out.push_back(base + e);
+  }
+}
+
+template <class View>
+std::vector<int64_t> map_views(const Model& src, const CompactionPlan& plan,
+                               const std::vector<View>& src_views,
+                               const std::vector<View>& dst_views, int64_t dst_numel) {
+  std::map<std::string, const View*> by_name;
+  for (const View& v : src_views) by_name[v.name] = &v;
+  std::vector<int64_t> out;
+  out.reserve(dst_numel);
+  for (const View& v : dst_views) {
+    auto it = by_name.find(v.name);
+    if (it == by_name.end())
+      throw std::logic_error("compaction map: '" + v.name + "' is not in the source model");
+    if (static_cast<int64_t>(out.size()) != v.offset)
+      throw std::logic_error("compaction map: '" + v.name + "' is not contiguous");
+    const std::string part = v.name.substr(v.name.rfind('.') + 1);
+    map_layer_tensor(src, plan, v.layer, part, it->second->offset, it->second->shape, out);
+    if (static_cast<int64_t>(out.size()) != v.offset + shape_numel(v.shape))
+      throw std::logic_error("compaction map: '" + v.name + "' maps " +
+                             std::to_string(out.size() - v.offset) + " elements for shape " +
+                             shape_str(v.shape));
+  }
+  return out;
+}
+
+}  // namespace
+
+ElementMap compaction_element_map(const Model& source, const CompactionPlan& plan,
+                                  const Model& compacted) {
+  for (int i = 0; i < static_cast<int>(source.specs().size()); ++i)
+    if (!folds_into(plan, i).empty())
+      throw std::invalid_argument("compaction map: the plan folds constants into layer '" +
+                                  source.specs()[i].name + "'");
+  ElementMap m;
+  m.params = map_views(source, plan, source.param_views(), compacted.param_views(),
+                       compacted.params().numel());
+  m.buffers = map_views(source, plan, source.buffer_views(), compacted.buffer_views(),
+                        compacted.buffers().numel());
+  return m;
+}
+
 std::unique_ptr<Model> copy_model(const Model& model, Backend& backend) {
   auto out = std::make_unique<Model>(model.specs(), model.input_shape(), model.classes(), backend,
                                      model.dtype());

@@ -109,6 +109,17 @@ std::unique_ptr<Model> apply_compaction(const Model& model, const CompactionPlan
 // Eval-mode outputs are unchanged; the BN layers disappear from the layer list.
 std::unique_ptr<Model> fuse_batchnorm(const Model& model, Backend& backend);
 
+// Where each element of a compacted model's flat buffers lies in the source model's: for the
+// i-th element of compacted.params(), params[i] is its index in source.params(); likewise for
+// buffers(). Only for plans that fold nothing (every removed channel is 0 wherever it is
+// read), so that every compacted value is a copy of one source value: sparsity-aware training
+// uses it to move parameters, BN buffers and optimizer state between the two networks.
+struct ElementMap {
+  std::vector<int64_t> params, buffers;
+};
+ElementMap compaction_element_map(const Model& source, const CompactionPlan& plan,
+                                  const Model& compacted);
+
 // A copy of `model` (specs, parameters and buffers) on `backend`.
 std::unique_ptr<Model> copy_model(const Model& model, Backend& backend);
 

@@ -28,6 +28,28 @@ void ActivationRecorder::record(int layer, const Tensor& absmax) {
   rows_[layer].insert(rows_[layer].end(), p, p + absmax.numel());
 }
 
+void ActivationRecorder::record(int layer, const Tensor& absmax,
+                                const std::vector<int64_t>& columns) {
+  const Layer& l = layers_.at(layer);
+  const auto width = static_cast<int64_t>(columns.size());
+  if (absmax.ndim() != 2 || absmax.dim(1) != width || absmax.dtype() != DType::F32 ||
+      absmax.device() != Device::CPU)
+    throw std::invalid_argument("ActivationRecorder::record(" + l.name +
+                                "): expected F32 CPU [B, " + std::to_string(width) + "], got " +
+                                shape_str(absmax.shape()));
+  for (int64_t c : columns)
+    if (c < 0 || c >= l.channels)
+      throw std::invalid_argument("ActivationRecorder::record(" + l.name + "): channel " +
+                                  std::to_string(c) + " out of range");
+  const float* p = absmax.data<float>();
+  std::vector<float>& rows = rows_[layer];
+  for (int64_t b = 0; b < absmax.dim(0); ++b) {
+    const std::size_t row = rows.size();
+    rows.resize(row + l.channels, 0.0f);
+    for (int64_t k = 0; k < width; ++k) rows[row + columns[k]] = p[b * width + k];
+  }
+}
+
 int64_t ActivationRecorder::images(int layer) const {
   return static_cast<int64_t>(rows_.at(layer).size()) /
          std::max<int64_t>(1, layers_[layer].channels);

@@ -66,6 +66,10 @@ class ActivationRecorder {
   void reset();
   // absmax: F32 [B, C] on the CPU, the per-image maxima of one batch for `layer`.
   void record(int layer, const Tensor& absmax);
+  // The same for a network with only some of the layer's channels: absmax is [B, columns.size()]
+  // and its column k is channel columns[k]; the other channels record 0 (a removed filter's
+  // output is 0 by construction).
+  void record(int layer, const Tensor& absmax, const std::vector<int64_t>& columns);
   int64_t images(int layer) const;
   const std::vector<Layer>& layers() const { return layers_; }
 

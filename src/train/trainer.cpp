@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -19,6 +20,7 @@
 #include "sparsity/activation_pass.h"
 #include "tensor/random.h"
 #include "train/experiment_data.h"
+#include "train/filter_skipping.h"
 #include "train/progress.h"
 #include "train/run_dir.h"
 
@@ -98,13 +100,17 @@ json selectivity_json(const SelectivitySummary& s) {
   return {{"live", s.live}, {"mean", s.mean}, {"p10", s.p10}, {"median", s.median}, {"p90", s.p90}};
 }
 
+// `computed`: per block, the channels the trained network computed (null: all of them).
 json filters_json(const std::vector<LayerStats>& stats, const Model& model, const char* source,
-                  int epoch, const StatsThresholds& t) {
+                  int epoch, const StatsThresholds& t, const BlockChannels* computed) {
   json layers = json::array();
   const auto& blocks = model.conv_bn_relu_blocks();
   for (std::size_t i = 0; i < stats.size(); ++i) {
     const LayerStats& l = stats[i];
     json filters = json::array();
+    std::vector<bool> skipped(l.filters.size(), computed != nullptr);
+    if (computed)
+      for (int64_t c : computed->at(i)) skipped[c] = false;
     for (std::size_t f = 0; f < l.filters.size(); ++f) {
       const FilterStat& fs = l.filters[f];
       filters.push_back({{"index", f},
@@ -114,6 +120,7 @@ json filters_json(const std::vector<LayerStats>& stats, const Model& model, cons
                          {"dead_activation", fs.dead_activation},
                          {"dead_gamma", fs.dead_gamma},
                          {"selectivity", fs.selectivity}});
+      if (computed) filters.back()["skipped"] = static_cast<bool>(skipped[f]);
     }
     layers.push_back({{"name", l.name},
                       {"bn", model.specs()[blocks[i].bn].name},
@@ -172,6 +179,8 @@ std::string epoch_line(const json& r, int epochs) {
   }
   s += "dead[gamma] " +
        counts_text(r["dead"]["gamma"], r["dead_total"]["gamma"].get<int64_t>(), filters);
+  if (r.contains("skip_dead"))
+    s += " | skipped " + std::to_string(r["skip_dead"]["skipped_total"].get<int64_t>());
   char tail[96];
   std::snprintf(tail, sizeof tail, " | lr %.2e | %.1fs %.0f img/s", r["lr"].get<double>(),
                 r["epoch_time_s"].get<double>(), r["images_per_sec"].get<double>());
@@ -251,14 +260,24 @@ TrainResult run_training(const TrainRequest& req) {
   ExperimentData data = load_experiment_data(cfg.data);
   const data::Dataset& train = data.train;
 
+  // The full network. With sparsity.skip_dead, training may run on a compacted copy
+  // (skipper->model()); `model` then stays the reference that statistics and checkpoints use.
   Model model(model_layers(cfg.model), {train.channels, train.height, train.width}, train.classes,
               *backend);
   model.init_parameters(cfg.training.seed);
   model.set_dropout_seed(splitmix64(cfg.training.seed ^ 0xD40F0017ull));
   const double lambda = cfg.regularization.kind == RegKind::None ? 0 : cfg.regularization.lambda;
-  Optimizer opt(cfg.optimizer.hyper, cfg.regularization.kind, lambda,
-                regularized_groups(cfg.regularization), model);
+  const auto make_optimizer = [&cfg, lambda](const Model& m) {
+    return std::make_unique<Optimizer>(cfg.optimizer.hyper, cfg.regularization.kind, lambda,
+                                       regularized_groups(cfg.regularization), m);
+  };
+  std::unique_ptr<Optimizer> full_opt = make_optimizer(model);
+  Optimizer& opt = *full_opt;
   const Schedule schedule = make_schedule(cfg);
+  std::optional<FilterSkipper> skipper;
+  if (cfg.sparsity.skip_dead)
+    skipper.emplace(model, opt, make_optimizer, cfg.sparsity.skip_after,
+                    cfg.statistics.activation.threshold);
 
   int start_epoch = 0;
   double elapsed_before = 0;
@@ -269,6 +288,9 @@ TrainResult run_training(const TrainRequest& req) {
     start_epoch = ck.meta().at("epoch").get<int>();
     model.set_dropout_calls(ck.meta().at("dropout_calls").get<uint64_t>());
     elapsed_before = ck.meta().value("elapsed_s", 0.0);
+    if (skipper && ck.meta().contains("skip_dead")) skipper->restore(ck.meta().at("skip_dead"));
+  } else if (!run.resuming && req.prepare_model) {
+    req.prepare_model(model);
   }
   if (run.resuming) {
     truncate_metrics(paths.metrics(), start_epoch);
@@ -310,8 +332,13 @@ TrainResult run_training(const TrainRequest& req) {
     progress.epoch_begin(epoch + 1, epochs, loader.batches_per_epoch());
     double loss_sum = 0;
     int64_t correct = 0, seen = 0, done = 0;
+    Model& net = skipper ? skipper->model() : model;
+    Optimizer& net_opt = skipper ? skipper->optimizer() : opt;
+    // The channels this epoch computes (a copy: a check at the end may change the network).
+    const BlockChannels computed_channels = skipper ? skipper->block_channels() : BlockChannels{};
+    const BlockChannels* computed = skipper && skipper->skipping() ? &computed_channels : nullptr;
     while (auto batch = loader.next()) {
-      const Tensor& logits = model.forward(batch->images, /*train=*/true);
+      const Tensor& logits = net.forward(batch->images, /*train=*/true);
       Tensor labels = batch->labels.to(logits.device());
       if (probs.shape() != logits.shape()) {
         probs = Tensor(logits.shape(), DType::F32, logits.device());
@@ -323,10 +350,11 @@ TrainResult run_training(const TrainRequest& req) {
                                  " at epoch " + std::to_string(epoch + 1) + ", batch " +
                                  std::to_string(done + 1) + " (try a lower optimizer.lr)");
       correct += backend->count_correct(logits, labels);
-      if (cfg.statistics.activation.train_pass) record_block_maxima(model, train_pass, scratch);
+      if (cfg.statistics.activation.train_pass)
+        record_block_maxima(net, train_pass, scratch, computed);
       backend->softmax_xent_backward(probs, labels, dlogits);
-      model.backward(dlogits);
-      opt.step(model, lr, decay_lr);
+      net.backward(dlogits);
+      net_opt.step(net, lr, decay_lr);
       loss_sum += loss * static_cast<double>(batch->size());
       seen += batch->size();
       progress.batch_done(++done, loss_sum / static_cast<double>(seen));
@@ -343,18 +371,21 @@ TrainResult run_training(const TrainRequest& req) {
     const bool eval_due = last_epoch || (epoch + 1) % std::max(1, cfg.training.eval_every) == 0;
     const int64_t eval_batch = std::max<int64_t>(cfg.training.batch_size, 256);
     if (eval_due && data.validation) {
-      EvalResult v = evaluate(model, *data.validation, data.normalization, eval_batch);
+      EvalResult v = evaluate(net, *data.validation, data.normalization, eval_batch);
       rec["val_loss"] = v.loss;
       rec["val_acc"] = v.accuracy;
     }
     if (eval_due && data.test) {
-      EvalResult t = evaluate(model, *data.test, data.normalization, eval_batch);
+      EvalResult t = evaluate(net, *data.test, data.normalization, eval_batch);
       rec["test_loss"] = t.loss;
       rec["test_acc"] = t.accuracy;
       best_test_acc = std::max(best_test_acc, t.accuracy);
     }
 
-    // Statistics: BN scale always; activations from the training passes and/or exactly.
+    // Statistics, always of the full network: BN scale always; activations from the training
+    // passes and/or exactly. Skipped filters count with the BN values they were skipped with
+    // and an activation of 0, which is what the trained network computes for them.
+    if (skipper) skipper->sync_full();
     rec["filters_total"] = filters_total;
     for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) rec["channels"][b.name] = b.channels;
     json gamma_dead = json::object();
@@ -375,14 +406,34 @@ TrainResult run_training(const TrainRequest& req) {
       add_activation_stats(rec, "train_pass", train_stats);
     }
     const int every = cfg.statistics.activation.exact_every;
+    const bool skip_check = skipper && (epoch + 1) % cfg.sparsity.check_every == 0;
+    // A revival check measures the full network, skipped filters included.
+    const bool revival = skip_check && skipper->skipping() && cfg.sparsity.revival_every > 0 &&
+                         (epoch + 1) % cfg.sparsity.revival_every == 0;
     if ((every > 0 && (epoch + 1) % every == 0) ||
-        (last_epoch && cfg.statistics.activation.exact_final)) {
+        (last_epoch && cfg.statistics.activation.exact_final) || skip_check) {
       const auto t0 = Clock::now();
       ActivationRecorder exact = make_block_recorder(model);
-      record_exact_pass(model, train, data.normalization, eval_batch, exact);
+      if (revival)
+        record_exact_pass(model, train, data.normalization, eval_batch, exact);
+      else
+        record_exact_pass(net, train, data.normalization, eval_batch, exact, computed);
       exact_stats = block_stats(model, exact, thresholds);
       add_activation_stats(rec, "exact_eval", exact_stats);
       rec["exact_pass_s"] = seconds_since(t0);
+    }
+    if (skipper) {
+      json skip = {{"skipped_total", skipper->skipped_total()},
+                   {"params", net.num_params()},
+                   {"flops_per_image", net.flops_per_image()}};
+      for (std::size_t b = 0; b < model.conv_bn_relu_blocks().size(); ++b)
+        skip["skipped"][model.conv_bn_relu_blocks()[b].name] = skipper->skipped(b);
+      if (skip_check) {
+        skip["revival_check"] = revival;
+        if (skipper->record_check(exact_stats, epoch + 1)) skipper->rebuild();
+        skip["skipped_total_next"] = skipper->skipped_total();
+      }
+      rec["skip_dead"] = skip;
     }
     const double epoch_time = seconds_since(epoch_start);
     rec["epoch_time_s"] = epoch_time;
@@ -400,8 +451,9 @@ TrainResult run_training(const TrainRequest& req) {
     if (last_epoch && cfg.statistics.per_filter_final) {
       const bool exact = !exact_stats.empty();
       if (exact || !train_stats.empty())
-        final_filters = filters_json(exact ? exact_stats : train_stats, model,
-                                     exact ? "exact_eval" : "train_pass", epoch + 1, thresholds);
+        final_filters =
+            filters_json(exact ? exact_stats : train_stats, model,
+                         exact ? "exact_eval" : "train_pass", epoch + 1, thresholds, computed);
     }
     const int ck_every = cfg.output.checkpoint_every;
     if (last_epoch || (ck_every > 0 && (epoch + 1) % ck_every == 0)) {
@@ -413,6 +465,7 @@ TrainResult run_training(const TrainRequest& req) {
           {"config_fingerprint", config_fingerprint(cfg)},
           {"normalization", {{"mean", data.normalization.mean}, {"std", data.normalization.std}}},
           {"last_metrics", rec}};
+      if (skipper) meta["skip_dead"] = skipper->state_json();
       write_checkpoint(paths, epoch + 1, model, opt, meta, cfg.output.keep_checkpoints);
     }
   }
@@ -432,6 +485,10 @@ TrainResult run_training(const TrainRequest& req) {
                   {"filters_total", filters_total},
                   {"final", last_record}};
   if (best_test_acc >= 0) summary["best_test_acc_this_session"] = best_test_acc;
+  if (skipper)
+    summary["skip_dead"] = {{"skipped_total", skipper->skipped_total()},
+                            {"params", skipper->model().num_params()},
+                            {"flops_per_image", skipper->model().flops_per_image()}};
   write_json_atomic(paths.summary(), summary);
   return {paths.dir, summary};
 }

@@ -2,6 +2,7 @@
 // statistics and checkpoints in a run directory. Resumes exactly.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -11,6 +12,8 @@
 
 namespace st {
 
+class Model;
+
 struct TrainRequest {
   std::string config_path;             // may be empty when resuming (the run's config is used)
   std::vector<std::string> overrides;  // "key.path=value", applied before validation
@@ -18,6 +21,9 @@ struct TrainRequest {
   std::string resume_dir;              // continue this run from its last checkpoint
   bool force = false;                  // resume despite a changed config; overwrite an existing run
   bool quiet = false;
+  // Called on the freshly initialized model of a new run (not on resume), before training:
+  // for tests and tools that start from a prepared network (e.g. filters forced dead).
+  std::function<void(Model&)> prepare_model;
 };
 
 struct TrainResult {
