@@ -10,68 +10,10 @@
 #include "export/evaluate.h"
 #include "io/onnx_export.h"
 #include "nn/layer_json.h"
-#include "sparsity/exact_stats.h"
 
 namespace st {
 
 namespace fs = std::filesystem;
-
-FilterStatsFile read_filter_stats(const std::string& path, const Model& model) {
-  nlohmann::json j;
-  {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error(path + ": cannot open");
-    try {
-      f >> j;
-    } catch (const nlohmann::json::exception& e) {
-      throw std::runtime_error(path + ": not valid JSON: " + e.what());
-    }
-  }
-  FilterStatsFile out;
-  try {
-    out.source = j.value("source", "");
-    if (j.contains("thresholds")) {
-      const auto& t = j.at("thresholds");
-      if (t.contains("activation")) out.activation_threshold = t.at("activation").get<double>();
-      if (t.contains("gamma")) out.gamma_threshold = t.at("gamma").get<double>();
-    }
-    std::map<std::string, const ConvBNReLU*> blocks;
-    for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) blocks[b.name] = &b;
-    const auto& layers = j.at("layers");
-    for (std::size_t li = 0; li < layers.size(); ++li) {
-      const auto& l = layers[li];
-      const std::string where = path + ": layers[" + std::to_string(li) + "]";
-      const std::string name = l.at("name").get<std::string>();
-      auto it = blocks.find(name);
-      if (it == blocks.end())
-        throw std::runtime_error(where + ": '" + name +
-                                 "' is not a conv-BN-ReLU block of the checkpoint's model");
-      const ConvBNReLU& b = *it->second;
-      const std::string relu = model.specs()[b.relu].name;
-      if (l.contains("relu") && l.at("relu").get<std::string>() != relu)
-        throw std::runtime_error(where + ".relu: '" + l.at("relu").get<std::string>() +
-                                 "', the model's block '" + name + "' ends in '" + relu + "'");
-      const auto& filters = l.at("filters");
-      if (l.at("channels").get<int64_t>() != b.channels ||
-          static_cast<int64_t>(filters.size()) != b.channels)
-        throw std::runtime_error(where + ": " + std::to_string(filters.size()) +
-                                 " filters, the model's '" + name + "' has " +
-                                 std::to_string(b.channels) + " channels");
-      std::vector<float> maxima(b.channels, 0.0f);
-      for (const auto& f : filters) {
-        const int64_t index = f.at("index").get<int64_t>();
-        if (index < 0 || index >= b.channels)
-          throw std::runtime_error(where + ": filter index " + std::to_string(index) +
-                                   " out of range");
-        maxima[index] = f.at("max_activation").get<float>();
-      }
-      out.maxima[relu] = std::move(maxima);
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path + ": unexpected content: " + e.what());
-  }
-  return out;
-}
 
 nlohmann::json channel_table(const Model& before, const Model& after) {
   nlohmann::json rows = nlohmann::json::array();
@@ -110,46 +52,6 @@ std::string stem_of(const std::string& out) {
   fs::path p(out);
   if (p.extension() == ".safetensors" || p.extension() == ".onnx") p.replace_extension();
   return p.string();
-}
-
-std::vector<int> spatial_relus(const Model& m) {
-  std::vector<int> out;
-  for (int i = 0; i < static_cast<int>(m.specs().size()); ++i)
-    if (m.specs()[i].kind == LayerKind::ReLU && m.output_shape(i).size() == 3) out.push_back(i);
-  return out;
-}
-
-// The activation maxima the criterion needs: the run's stats file where it has them, an exact
-// eval-mode pass over the training set for the rest.
-ReluMaxima activation_maxima(Model& model, const ExportRequest& req, const ExperimentData& data,
-                             const data::Normalization& norm, const FilterStatsFile* stats,
-                             nlohmann::json& source_out, const ExportLog& log) {
-  ReluMaxima maxima;
-  std::vector<std::string> from_file;
-  if (stats) {
-    maxima = stats->maxima;
-    for (const auto& [name, v] : maxima) from_file.push_back(name);
-  }
-  std::vector<int> missing;
-  for (int r : spatial_relus(model))
-    if (!maxima.count(model.specs()[r].name)) missing.push_back(r);
-  std::vector<std::string> measured;
-  if (req.criterion != DeadCriterion::Gamma && !missing.empty()) {
-    log("measuring activations: eval-mode pass over " + std::to_string(data.train.size()) +
-        " training images for " + std::to_string(missing.size()) + " ReLU layer(s)");
-    const auto values = exact_channel_maxima(model, data.train, norm, req.batch_size, missing);
-    for (std::size_t k = 0; k < missing.size(); ++k) {
-      maxima[model.specs()[missing[k]].name] = values[k];
-      measured.push_back(model.specs()[missing[k]].name);
-    }
-  }
-  nlohmann::json file = nullptr;
-  if (stats) file = (fs::path(req.run_dir) / "stats" / "filters_final.json").string();
-  source_out = {{"stats_file", file},
-                {"from_stats_file", from_file},
-                {"measured_exact_eval", measured},
-                {"training_images", data.train.size()}};
-  return maxima;
 }
 
 nlohmann::json throughput_json(const Throughput& before, const Throughput& after) {
@@ -206,40 +108,23 @@ nlohmann::json run_export(const ExportRequest& req, const ExportLog& log) {
   const ExperimentData data = load_source_data(src, req.data_path);
   const data::Normalization norm = source_normalization(src, data);
 
-  std::optional<FilterStatsFile> stats;
-  const fs::path stats_path = fs::path(req.run_dir) / "stats" / "filters_final.json";
-  if (!req.run_dir.empty() && fs::exists(stats_path)) {
-    stats = read_filter_stats(stats_path.string(), *original);
-    if (stats->source != "exact_eval") {
-      // Train-pass maxima come from train-mode BN: not the definition compaction relies on.
-      log(stats_path.string() + " holds '" + stats->source +
-          "' statistics; measuring the exact ones instead");
-      stats.reset();
-    }
-  }
-  CompactionOptions o;
-  o.criterion = req.criterion;
-  o.fold_constant = req.fold_constant;
-  o.round_to = req.round_to;
-  const StatisticsConfig& sc = src.config.statistics;
-  o.activation_threshold = req.activation_threshold.value_or(stats && stats->activation_threshold
-                                                                 ? *stats->activation_threshold
-                                                                 : sc.activation.threshold);
-  o.gamma_threshold = req.gamma_threshold.value_or(
-      stats && stats->gamma_threshold ? *stats->gamma_threshold : sc.gamma_threshold);
-
-  nlohmann::json activation_source;
-  const ReluMaxima maxima = activation_maxima(*original, req, data, norm, stats ? &*stats : nullptr,
-                                              activation_source, log);
-  const CompactionPlan plan = plan_compaction(*original, o, maxima);
-  std::unique_ptr<Model> exported = apply_compaction(*original, plan, *cpu);
+  CompactionSettings settings;
+  settings.criterion = req.criterion;
+  settings.activation_threshold = req.activation_threshold;
+  settings.gamma_threshold = req.gamma_threshold;
+  settings.fold_constant = req.fold_constant;
+  settings.round_to = req.round_to;
+  settings.batch_size = req.batch_size;
+  CompactedModel compacted = compact_source_model(*original, src, data, norm, settings, *cpu, log);
+  const CompactionPlan& plan = compacted.plan;
+  std::unique_ptr<Model> exported = std::move(compacted.model);
   if (req.fuse_bn) exported = fuse_batchnorm(*exported, *cpu);
 
   nlohmann::json report;
   report["source"] = {{"file", src.file()}, {"run", req.run_dir}};
   report["compaction"] = plan_json(*original, plan);
   report["compaction"]["fuse_bn"] = req.fuse_bn;
-  report["activation_statistics"] = activation_source;
+  report["activation_statistics"] = compacted.activation_statistics;
   report["layers"] = channel_table(*original, *exported);
   const auto ratio = [](double before, double after) { return after > 0 ? before / after : 0.0; };
   report["parameters"] = {{"before", original->num_params()},

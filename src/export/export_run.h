@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "export/compacted.h"
 #include "export/model_source.h"
 #include "nn/model.h"
 #include "sparsity/compaction.h"
@@ -29,20 +30,9 @@ struct ExportRequest {
   bool bench = false;        // longer, repeated throughput measurement
 };
 
-using ExportLog = std::function<void(const std::string&)>;
-
 // Runs the whole export and returns the report (also written as export_report.json next to
 // the output). Throws std::runtime_error (or std::invalid_argument) with a clear message.
 nlohmann::json run_export(const ExportRequest& request, const ExportLog& log);
-
-// Activation maxima of the conv-BN-ReLU blocks from a run's stats/filters_final.json, checked
-// against the model (names and channel counts). Also returns the file's thresholds.
-struct FilterStatsFile {
-  ReluMaxima maxima;
-  std::optional<double> activation_threshold, gamma_threshold;
-  std::string source;  // "exact_eval" or "train_pass"
-};
-FilterStatsFile read_filter_stats(const std::string& path, const Model& model);
 
 // The per-layer channel table of the report: convs and linears, before and after.
 nlohmann::json channel_table(const Model& before, const Model& after);
