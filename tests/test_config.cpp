@@ -272,6 +272,12 @@ TEST_CASE("config: out-of-range values name the JSON path", "[config]") {
                               "\"image_folder\":{\"channels\":2}}")),
              Catch::Equals("exp.json: data.image_folder.channels: expected 1 (grey) or 3 (RGB), "
                            "got 2"));
+  CHECK_THAT(parse_error(with(minimal(), "sparsity.skip_after=0")),
+             Catch::StartsWith("exp.json: sparsity.skip_after: expected an integer"));
+  CHECK_THAT(parse_error(with(minimal(), "sparsity.check_every=0")),
+             Catch::StartsWith("exp.json: sparsity.check_every: expected an integer"));
+  CHECK_THAT(parse_error(with(minimal(), "sparsity.revival_every=-1")),
+             Catch::StartsWith("exp.json: sparsity.revival_every: expected an integer"));
 }
 
 TEST_CASE("config: missing required keys and versions", "[config]") {
@@ -477,6 +483,7 @@ TEST_CASE("config: the fingerprint covers what changes training", "[config]") {
   CHECK(config_fingerprint(parse(with(minimal(), "regularization.lambda=1e-4"))) != fp);
   CHECK(config_fingerprint(parse(with(minimal(), "training.batch_size=64"))) != fp);
   CHECK(config_fingerprint(parse(with(minimal(), "data.synthetic.seed=5"))) != fp);
+  CHECK(config_fingerprint(parse(with(minimal(), "sparsity.skip_dead=true"))) != fp);
   // Not training: where results go, how fast, what is measured.
   for (const char* flag :
        {"output.dir=\"other\"", "output.name=other", "training.threads=2", "training.device=cpu",

@@ -135,7 +135,8 @@ int64_t JsonReader::as_integer(const nlohmann::json& v, const std::string& path,
   std::string wanted = "an integer " + integer_range_text(lo, hi);
   if (v.is_number_unsigned()) {
     auto u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(hi)) fail_at(path, "expected " + wanted + ", got " + v.dump());
+    if (u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo)
+      fail_at(path, "expected " + wanted + ", got " + v.dump());
     return static_cast<int64_t>(u);
   }
   int64_t x = 0;
