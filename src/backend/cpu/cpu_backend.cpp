@@ -54,15 +54,15 @@ void check_labels(const OpCheck& ck, const Tensor& labels, int64_t n, int64_t k)
 }
 
 // The position of the first index outside [0, limit), or -1. A vectorized
-// min/max screen comes first: the check runs on every max-pool backward.
+// screen comes first (signed compares, which SSE2 has; min/max of int32 it
+// lacks): the check runs on every max-pool backward.
 int64_t first_outside(const int32_t* idx, int64_t n, int64_t limit) {
-  int32_t lo = std::numeric_limits<int32_t>::max(), hi = std::numeric_limits<int32_t>::min();
-#pragma omp simd reduction(min : lo) reduction(max : hi)
-  for (int64_t i = 0; i < n; ++i) {
-    lo = std::min(lo, idx[i]);
-    hi = std::max(hi, idx[i]);
-  }
-  if (n == 0 || (lo >= 0 && hi < limit)) return -1;
+  const int32_t lim =
+      static_cast<int32_t>(std::min<int64_t>(limit, std::numeric_limits<int32_t>::max()));
+  int32_t any = 0;
+#pragma omp simd reduction(| : any)
+  for (int64_t i = 0; i < n; ++i) any |= static_cast<int32_t>((idx[i] < 0) | (idx[i] >= lim));
+  if (!any) return -1;
   for (int64_t i = 0; i < n; ++i)
     if (idx[i] < 0 || idx[i] >= limit) return i;
   return -1;
