@@ -1,8 +1,8 @@
 // The CPU backend's fast paths against direct double-precision loops:
 // Winograd F(2x2, 3x3) convolution (odd sizes, every padding it takes, batches
 // that split into uneven image groups), grouped im2col lowering, the 2x2
-// max-pool path (ties, NaN, -inf), and batch norm on planes long enough for
-// the vectorized reductions, with a mean far from zero.
+// max-pool path (ties, NaN, -inf; backward against the scatter), and batch norm on planes long
+// enough for the vectorized reductions, with a mean far from zero.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -200,6 +200,84 @@ TEST_CASE("2x2 max pooling matches direct loops with ties - NaN and -inf", "[ops
         CHECK(yv[i] == ry[i]);
     }
   }
+}
+
+namespace {
+
+// dx of max pooling by definition, in T arithmetic: zero, then each output's
+// gradient added at its argmax in output order.
+template <typename T>
+std::vector<double> scatter_grad(const std::vector<double>& dy, const std::vector<int32_t>& arg,
+                                 int64_t planes, int64_t out_plane, int64_t in_plane) {
+  std::vector<T> dx(planes * in_plane, T(0));
+  for (int64_t pl = 0; pl < planes; ++pl)
+    for (int64_t i = 0; i < out_plane; ++i)
+      dx[pl * in_plane + arg[pl * out_plane + i]] += static_cast<T>(dy[pl * out_plane + i]);
+  return std::vector<double>(dx.begin(), dx.end());
+}
+
+struct PoolCase {
+  int64_t h, w;
+  PoolGeom g;
+  const char* what;
+};
+
+}  // namespace
+
+// The single-pass 2x2 backward (every dx element written once) must equal the
+// scatter bit for bit, -0 gradients included; windows that overlap or whose
+// argmax leaves the 2x2 block must fall back to the scatter.
+TEST_CASE("max-pool backward matches the scatter of gradients to the argmax", "[ops][fastpath]") {
+  const PoolCase cases[] = {
+      {8, 8, geom(2, 2, 2, 2, 0, 0), "2x2 stride 2"},
+      {7, 9, geom(2, 2, 2, 2, 0, 0), "2x2 stride 2, odd sizes"},
+      {8, 8, geom(3, 3, 2, 2, 1, 1), "3x3 stride 2 pad 1 (overlapping)"},
+      {9, 9, geom(3, 3, 2, 2, 0, 0), "3x3 stride 2 (argmax may leave the block)"},
+      {6, 7, geom(2, 2, 1, 1, 0, 0), "2x2 stride 1"},
+  };
+  auto be = make_cpu_backend();
+  const int64_t n = 3, c = 4;
+  for (const PoolCase& pc : cases)
+    for (DType dt : {DType::F32, DType::F64}) {
+      INFO(pc.what << ", " << dtype_name(dt));
+      std::vector<double> xv =
+          random_tensor({n, c, pc.h, pc.w}, DType::F64, 71, -2, 2).to_vector_f64();
+      for (double& v : xv) v = std::round(v);  // ties
+      const int64_t oh = pc.g.out_h(pc.h), ow = pc.g.out_w(pc.w);
+      std::vector<double> ry;
+      std::vector<int32_t> ra;
+      direct_maxpool(xv, n * c, pc.h, pc.w, pc.g, ry, ra);
+      std::vector<double> dyv = random_tensor({n, c, oh, ow}, DType::F64, 72).to_vector_f64();
+      for (std::size_t i = 0; i < dyv.size(); i += 5) dyv[i] = -0.0;
+      Tensor dy = Tensor::from_vector(dyv, {n, c, oh, ow}).to(dt);
+      Tensor arg({n, c, oh, ow}, DType::I32);
+      std::copy(ra.begin(), ra.end(), arg.data<int32_t>());
+      Tensor dx({n, c, pc.h, pc.w}, dt);
+      // Stale values must not survive: the fast path writes every element.
+      dx.copy_from(random_tensor(dx.shape(), dt, 73, 1, 2));
+      be->maxpool2d_backward(dy, arg, dx);
+      const std::vector<double> want =
+          dt == DType::F32 ? scatter_grad<float>(dyv, ra, n * c, oh * ow, pc.h * pc.w)
+                           : scatter_grad<double>(dyv, ra, n * c, oh * ow, pc.h * pc.w);
+      const std::vector<double> got = dx.to_vector_f64();
+      REQUIRE(got.size() == want.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        INFO("element " << i);
+        CHECK(got[i] == want[i]);
+        CHECK(std::signbit(got[i]) == std::signbit(want[i]));
+      }
+    }
+}
+
+TEST_CASE("max-pool backward rejects an argmax outside the input plane", "[ops][fastpath]") {
+  auto be = make_cpu_backend();
+  Tensor dy({1, 2, 2, 2}, DType::F32), arg({1, 2, 2, 2}, DType::I32), dx({1, 2, 4, 4}, DType::F32);
+  arg.data<int32_t>()[6] = 16;
+  CHECK_THROWS_WITH(be->maxpool2d_backward(dy, arg, dx),
+                    Catch::Contains("argmax index 16 at 6 is outside the input plane of 16"));
+  arg.data<int32_t>()[6] = 0;
+  arg.data<int32_t>()[3] = -1;
+  CHECK_THROWS_WITH(be->maxpool2d_backward(dy, arg, dx), Catch::Contains("argmax index -1 at 3"));
 }
 
 TEST_CASE("batchnorm fast loops match the closed forms far from zero", "[ops][fastpath]") {

@@ -2,6 +2,7 @@
 // type to the templated kernels in cpu_kernels.h.
 #include "backend/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -50,6 +51,21 @@ void check_labels(const OpCheck& ck, const Tensor& labels, int64_t n, int64_t k)
     if (l[r] < 0 || l[r] >= k)
       ck.fail("label " + std::to_string(l[r]) + " at row " + std::to_string(r) +
               " is out of range [0, " + std::to_string(k) + ")");
+}
+
+// The position of the first index outside [0, limit), or -1. A vectorized
+// screen comes first (signed compares, which SSE2 has; min/max of int32 it
+// lacks): the check runs on every max-pool backward.
+int64_t first_outside(const int32_t* idx, int64_t n, int64_t limit) {
+  const int32_t lim =
+      static_cast<int32_t>(std::min<int64_t>(limit, std::numeric_limits<int32_t>::max()));
+  int32_t any = 0;
+#pragma omp simd reduction(| : any)
+  for (int64_t i = 0; i < n; ++i) any |= static_cast<int32_t>((idx[i] < 0) | (idx[i] >= lim));
+  if (!any) return -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (idx[i] < 0 || idx[i] >= limit) return i;
+  return -1;
 }
 
 class CpuBackend final : public Backend {
@@ -213,16 +229,18 @@ class CpuBackend final : public Backend {
     ck.dtype("argmax", argmax, DType::I32);
     if (dx.dim(0) != dy.dim(0) || dx.dim(1) != dy.dim(1))
       ck.fail("dx and dy differ in batch or channels");
-    const int64_t planes = dy.dim(0) * dy.dim(1), in_plane = dx.dim(2) * dx.dim(3);
+    const int64_t in_plane = dx.dim(2) * dx.dim(3);
     const int32_t* idx = argmax.data<int32_t>();
-    for (int64_t i = 0; i < argmax.numel(); ++i)
-      if (idx[i] < 0 || idx[i] >= in_plane)
-        ck.fail("argmax index " + std::to_string(idx[i]) + " at " + std::to_string(i) +
-                " is outside the input plane of " + std::to_string(in_plane));
+    const int64_t bad = first_outside(idx, argmax.numel(), in_plane);
+    if (bad >= 0)
+      ck.fail("argmax index " + std::to_string(idx[bad]) + " at " + std::to_string(bad) +
+              " is outside the input plane of " + std::to_string(in_plane));
+    cpu::WindowDims d;
+    d.n = dx.dim(0), d.c = dx.dim(1), d.h = dx.dim(2), d.w = dx.dim(3);
+    d.oh = dy.dim(2), d.ow = dy.dim(3);
     dispatch_float(dy, [&](auto tag) {
       using T = decltype(tag);
-      cpu::maxpool2d_backward<T>(dy.data<T>(), idx, planes, dy.dim(2) * dy.dim(3), in_plane,
-                                 dx.data<T>());
+      cpu::maxpool2d_backward<T>(dy.data<T>(), idx, d, dx.data<T>());
     });
   }
 

@@ -46,10 +46,10 @@ void relu_backward(const T* y, const T* dy, int64_t n, T* dx);
 
 template <typename T>
 void maxpool2d_forward(const T* x, const WindowDims& d, T* y, int32_t* argmax);
-// `in_plane` is H*W of dx; `out_plane` that of dy; `planes` is N*C.
+// d gives dx's sizes (n, c, h, w) and dy's plane (oh, ow); d.g is not used:
+// the argmax indices say where each gradient goes.
 template <typename T>
-void maxpool2d_backward(const T* dy, const int32_t* argmax, int64_t planes, int64_t out_plane,
-                        int64_t in_plane, T* dx);
+void maxpool2d_backward(const T* dy, const int32_t* argmax, const WindowDims& d, T* dx);
 template <typename T>
 void avgpool2d_forward(const T* x, const WindowDims& d, T* y);
 template <typename T>

@@ -59,6 +59,60 @@ void maxpool_2x2_plane(const T* xp, const WindowDims& d, T* yp, int32_t* ap) {
   }
 }
 
+// Backward of one output row of 2x2 blocks: writes all four elements of every
+// block, the gradient where the argmax points and zero elsewhere, so the rows
+// need no zero fill first. `0 + g` matches the generic path's `dx = 0; dx += g`
+// bit for bit (a -0 gradient lands as +0). Returns whether every argmax lay in
+// its own block (with overlapping windows it need not).
+template <typename T>
+bool maxpool_2x2_backward_row(const T* __restrict dy, const int32_t* __restrict arg, int32_t base,
+                              int32_t w, int64_t ow, T* __restrict r0, T* __restrict r1) {
+  int32_t miss = 0;
+#pragma omp simd reduction(| : miss)
+  for (int64_t j = 0; j < ow; ++j) {
+    const int32_t at = arg[j] - (base + 2 * static_cast<int32_t>(j));
+    const T g = T(0) + dy[j];
+    r0[2 * j] = at == 0 ? g : T(0);
+    r0[2 * j + 1] = at == 1 ? g : T(0);
+    r1[2 * j] = at == w ? g : T(0);
+    r1[2 * j + 1] = at == w + 1 ? g : T(0);
+    miss |= static_cast<int32_t>(at != 0 && at != 1 && at != w && at != w + 1);
+  }
+  return miss == 0;
+}
+
+// One plane in a single pass when each output's argmax lies in the 2x2 block
+// at (2*oh, 2*ow), as 2x2 stride-2 pooling makes it; the rows and columns past
+// the last block (odd sizes) get no gradient. Returns false when some argmax
+// lies elsewhere; the plane is then partly written and must be redone.
+template <typename T>
+bool maxpool_2x2_backward_plane(const T* dy, const int32_t* arg, const WindowDims& d, T* dx) {
+  const int32_t w = static_cast<int32_t>(d.w);
+  const int64_t covered_w = 2 * d.ow;
+  for (int64_t oh = 0; oh < d.oh; ++oh) {
+    const int32_t base = static_cast<int32_t>(2 * oh) * w;
+    T* r0 = dx + base;
+    T* r1 = r0 + w;
+    if (!maxpool_2x2_backward_row(dy + oh * d.ow, arg + oh * d.ow, base, w, d.ow, r0, r1))
+      return false;
+    if (covered_w < d.w) {
+      std::fill(r0 + covered_w, r0 + d.w, T(0));
+      std::fill(r1 + covered_w, r1 + d.w, T(0));
+    }
+  }
+  std::fill(dx + 2 * d.oh * d.w, dx + d.h * d.w, T(0));
+  return true;
+}
+
+// Any pooling: every input element starts at zero and receives the gradients
+// of the outputs whose argmax it is, in output order.
+template <typename T>
+void maxpool_scatter_plane(const T* dy, const int32_t* arg, int64_t out_plane, int64_t in_plane,
+                           T* dx) {
+  std::fill(dx, dx + in_plane, T(0));
+  for (int64_t i = 0; i < out_plane; ++i) dx[arg[i]] += dy[i];
+}
+
 }  // namespace
 
 // Padding acts as -inf; the first maximum in row-major window order wins and a
@@ -98,14 +152,16 @@ void maxpool2d_forward(const T* x, const WindowDims& d, T* y, int32_t* argmax) {
 }
 
 template <typename T>
-void maxpool2d_backward(const T* dy, const int32_t* argmax, int64_t planes, int64_t out_plane,
-                        int64_t in_plane, T* dx) {
+void maxpool2d_backward(const T* dy, const int32_t* argmax, const WindowDims& d, T* dx) {
+  const int64_t planes = d.n * d.c, in_plane = d.h * d.w, out_plane = d.oh * d.ow;
+  const bool blocks_fit = 2 * d.oh <= d.h && 2 * d.ow <= d.w;
 #pragma omp parallel for schedule(static) num_threads(threads_for(planes, out_plane + in_plane))
   for (int64_t pl = 0; pl < planes; ++pl) {
+    const T* dyp = dy + pl * out_plane;
+    const int32_t* ap = argmax + pl * out_plane;
     T* dxp = dx + pl * in_plane;
-    std::fill(dxp, dxp + in_plane, T(0));
-    for (int64_t i = 0; i < out_plane; ++i)
-      dxp[argmax[pl * out_plane + i]] += dy[pl * out_plane + i];
+    if (blocks_fit && maxpool_2x2_backward_plane(dyp, ap, d, dxp)) continue;
+    maxpool_scatter_plane(dyp, ap, out_plane, in_plane, dxp);
   }
 }
 
@@ -170,12 +226,12 @@ void global_avgpool_backward(const T* dy, int64_t planes, int64_t plane, T* dx) 
   }
 }
 
-#define ST_INSTANTIATE_POOL(T)                                                                  \
-  template void maxpool2d_forward<T>(const T*, const WindowDims&, T*, int32_t*);                \
-  template void maxpool2d_backward<T>(const T*, const int32_t*, int64_t, int64_t, int64_t, T*); \
-  template void avgpool2d_forward<T>(const T*, const WindowDims&, T*);                          \
-  template void avgpool2d_backward<T>(const T*, const WindowDims&, T*);                         \
-  template void global_avgpool_forward<T>(const T*, int64_t, int64_t, T*);                      \
+#define ST_INSTANTIATE_POOL(T)                                                          \
+  template void maxpool2d_forward<T>(const T*, const WindowDims&, T*, int32_t*);        \
+  template void maxpool2d_backward<T>(const T*, const int32_t*, const WindowDims&, T*); \
+  template void avgpool2d_forward<T>(const T*, const WindowDims&, T*);                  \
+  template void avgpool2d_backward<T>(const T*, const WindowDims&, T*);                 \
+  template void global_avgpool_forward<T>(const T*, int64_t, int64_t, T*);              \
   template void global_avgpool_backward<T>(const T*, int64_t, int64_t, T*);
 ST_INSTANTIATE_POOL(float)
 ST_INSTANTIATE_POOL(double)
