@@ -152,6 +152,10 @@ if [ $run_bench -eq 1 ]; then
     # shellcheck disable=SC2086
     timeout 180 "$build_dir/sparsetrain" bench --device cuda ${SPARSETRAIN_BENCH_ARGS:-} 2>&1 |
       tee "$log_dir/gpu-check-bench-sparsetrain.log" || echo "gpu-check: sparsetrain bench failed"
+    step "sparsetrain bench --device cuda --dead-sweep (sparsity-aware training on the GPU)"
+    timeout 180 "$build_dir/sparsetrain" bench --device cuda --dead-sweep 0,0.5,0.75 --rounds 2 \
+      --steps 20 2>&1 | tee "$log_dir/gpu-check-bench-dead-sweep.log" ||
+      echo "gpu-check: sparsetrain dead-sweep bench failed"
   else
     step "sparsetrain has no bench command yet: skipped"
   fi
