@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "nn/layer_kinds.h"
+
 namespace st {
 
 namespace {
@@ -68,9 +70,9 @@ onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, const std:
 }
 
 void window_attrs(onnx::NodeProto* n, const LayerSpec& s) {
-  attr_ints(n, "kernel_shape", {s.kernel, s.kernel});
-  const int stride = s.stride == 0 ? s.kernel : s.stride;
-  attr_ints(n, "strides", {stride, stride});
+  const ConvGeom g = window_geometry(s);
+  attr_ints(n, "kernel_shape", {g.kh, g.kw});
+  attr_ints(n, "strides", {g.stride_h, g.stride_w});
   attr_ints(n, "pads", {s.pad, s.pad, s.pad, s.pad});
 }
 

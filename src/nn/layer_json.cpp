@@ -3,57 +3,20 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "config/suggest.h"
+#include "nn/layer_kinds.h"
+
 namespace st {
 
 namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kAllKeys = {"kind", "name", "inputs", "out", "kernel",  "stride",
-                                           "pad",  "bias", "p",      "eps", "momentum"};
-
-// The keys a layer of this kind accepts, besides kind, name and inputs.
-std::vector<std::string> kind_keys(LayerKind k) {
-  switch (k) {
-    case LayerKind::Conv:
-      return {"out", "kernel", "stride", "pad", "bias"};
-    case LayerKind::MaxPool:
-    case LayerKind::AvgPool:
-      return {"kernel", "stride", "pad"};
-    case LayerKind::Linear:
-      return {"out", "bias"};
-    case LayerKind::BatchNorm:
-      return {"eps", "momentum"};
-    case LayerKind::Dropout:
-      return {"p"};
-    default:
-      return {};
-  }
-}
-
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string suggestion(const std::string& key) {
-  std::string best;
-  std::size_t best_d = 3;  // suggest only close matches
-  for (const auto& k : kAllKeys) {
-    std::size_t d = edit_distance(key, k);
-    if (d < best_d) best_d = d, best = k;
-  }
-  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+// Every key a layer object may have, for "did you mean" on an unknown one.
+std::vector<std::string> all_keys() {
+  std::vector<std::string> keys = {"kind", "name", "inputs"};
+  for (LayerField f : all_layer_fields()) keys.push_back(layer_field_name(f));
+  return keys;
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -88,16 +51,20 @@ double get_number(const json& v, const std::string& path) {
   return v.get<double>();
 }
 
-void check_keys(const json& obj, LayerKind kind, const std::string& path) {
+void check_keys(const json& obj, const LayerKindInfo& info, const std::string& path) {
   std::vector<std::string> allowed = {"kind", "name", "inputs"};
-  for (const auto& k : kind_keys(kind)) allowed.push_back(k);
+  for (const LayerKey& k : info.keys) allowed.push_back(layer_field_name(k.field));
+  const std::vector<std::string> known = all_keys();
   for (const auto& item : obj.items()) {
     const std::string& key = item.key();
     if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-    if (std::find(kAllKeys.begin(), kAllKeys.end(), key) == kAllKeys.end())
-      fail(path + "." + key, "unknown key" + suggestion(key));
-    fail(path + "." + key, std::string("not used by a ") + layer_kind_name(kind) +
-                               " layer (its keys: " + join(allowed) + ")");
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      const std::string close = closest_match(key, known);
+      fail(path + "." + key,
+           "unknown key" + (close.empty() ? std::string() : " (did you mean '" + close + "'?)"));
+    }
+    fail(path + "." + key,
+         std::string("not used by a ") + info.name + " layer (its keys: " + join(allowed) + ")");
   }
 }
 
@@ -113,8 +80,9 @@ std::vector<std::string> read_inputs(const json& v, const std::string& path) {
   return out;
 }
 
-int64_t read_out(const json& v, LayerKind kind, const std::string& path) {
-  if (kind == LayerKind::Linear && v.is_string()) {
+// "out" is a positive integer, or "classes" where the kind's default is the class count.
+int64_t read_out(const json& v, const LayerKindInfo& info, const std::string& path) {
+  if (info.defaults.out == kOutClasses && v.is_string()) {
     if (v.get<std::string>() != "classes")
       fail(path, "expected a positive integer or \"classes\", got " + v.dump());
     return kOutClasses;
@@ -122,51 +90,89 @@ int64_t read_out(const json& v, LayerKind kind, const std::string& path) {
   return get_int(v, path, 1);
 }
 
+void read_field(LayerSpec& s, LayerField f, const LayerKindInfo& info, const json& v,
+                const std::string& p) {
+  switch (f) {
+    case LayerField::Out:
+      s.out = read_out(v, info, p);
+      return;
+    case LayerField::Kernel:
+      s.kernel = get_small_int(v, p, 1);
+      return;
+    case LayerField::Stride:
+      // A kind whose stride defaults to 0 reads 0 as "= kernel".
+      s.stride = get_small_int(v, p, info.defaults.stride == 0 ? 0 : 1);
+      return;
+    case LayerField::Pad:
+      s.pad = get_small_int(v, p, 0);
+      return;
+    case LayerField::Bias:
+      if (!v.is_boolean()) fail(p, "expected true or false, got " + v.dump());
+      s.bias = v.get<bool>();
+      return;
+    case LayerField::P:
+      s.p = get_number(v, p);
+      if (!(s.p >= 0.0 && s.p < 1.0)) fail(p, "must be in [0, 1), got " + v.dump());
+      return;
+    case LayerField::Eps:
+      s.eps = get_number(v, p);
+      if (!(s.eps > 0.0)) fail(p, "must be positive, got " + v.dump());
+      return;
+    case LayerField::Momentum:
+      s.momentum = get_number(v, p);
+      if (!(s.momentum >= 0.0 && s.momentum <= 1.0)) fail(p, "must be in [0, 1], got " + v.dump());
+      return;
+  }
+}
+
+json field_json(const LayerSpec& s, LayerField f) {
+  switch (f) {
+    case LayerField::Out:
+      return s.out == kOutClasses ? json("classes") : json(s.out);
+    case LayerField::Kernel:
+      return s.kernel;
+    case LayerField::Stride:
+      return s.stride;
+    case LayerField::Pad:
+      return s.pad;
+    case LayerField::Bias:
+      return s.bias;
+    case LayerField::P:
+      return s.p;
+    case LayerField::Eps:
+      return s.eps;
+    case LayerField::Momentum:
+      return s.momentum;
+  }
+  return nullptr;
+}
+
 LayerSpec layer_from_json(const json& obj, const std::string& path) {
   if (!obj.is_object()) fail(path, "expected a layer object, got " + type_of(obj));
   if (!obj.contains("kind")) fail(path, "missing key 'kind'");
   const json& kind_json = obj.at("kind");
   if (!kind_json.is_string()) fail(path + ".kind", "expected a string, got " + type_of(kind_json));
-  LayerSpec s;
+  LayerKind kind = LayerKind::ReLU;
   try {
-    s.kind = layer_kind_from_name(kind_json.get<std::string>());
+    kind = layer_kind_from_name(kind_json.get<std::string>());
   } catch (const std::invalid_argument& e) {
     fail(path + ".kind", e.what());
   }
-  check_keys(obj, s.kind, path);
-  if (s.kind == LayerKind::MaxPool || s.kind == LayerKind::AvgPool) s.stride = 0;  // = kernel
-  if (s.kind == LayerKind::Linear) s.out = kOutClasses;
-  if (s.kind == LayerKind::Conv && !obj.contains("out")) fail(path, "a conv needs 'out'");
-  for (const auto& item : obj.items()) {
-    const std::string& key = item.key();
-    const json& v = item.value();
-    const std::string p = path + "." + key;
-    if (key == "name") {
-      if (!v.is_string()) fail(p, "expected a string, got " + type_of(v));
-      s.name = v.get<std::string>();
-    } else if (key == "inputs") {
-      s.inputs = read_inputs(v, p);
-    } else if (key == "out") {
-      s.out = read_out(v, s.kind, p);
-    } else if (key == "kernel") {
-      s.kernel = get_small_int(v, p, 1);
-    } else if (key == "stride") {
-      s.stride = get_small_int(v, p, s.kind == LayerKind::Conv ? 1 : 0);
-    } else if (key == "pad") {
-      s.pad = get_small_int(v, p, 0);
-    } else if (key == "bias") {
-      if (!v.is_boolean()) fail(p, "expected true or false, got " + v.dump());
-      s.bias = v.get<bool>();
-    } else if (key == "p") {
-      s.p = get_number(v, p);
-      if (!(s.p >= 0.0 && s.p < 1.0)) fail(p, "must be in [0, 1), got " + v.dump());
-    } else if (key == "eps") {
-      s.eps = get_number(v, p);
-      if (!(s.eps > 0.0)) fail(p, "must be positive, got " + v.dump());
-    } else if (key == "momentum") {
-      s.momentum = get_number(v, p);
-      if (!(s.momentum >= 0.0 && s.momentum <= 1.0)) fail(p, "must be in [0, 1], got " + v.dump());
-    }
+  const LayerKindInfo& info = layer_kind_info(kind);
+  check_keys(obj, info, path);
+  LayerSpec s = info.defaults;
+  for (const LayerKey& k : info.keys)
+    if (k.required && !obj.contains(layer_field_name(k.field)))
+      fail(path, std::string("a ") + info.name + " needs '" + layer_field_name(k.field) + "'");
+  if (obj.contains("name")) {
+    const json& v = obj.at("name");
+    if (!v.is_string()) fail(path + ".name", "expected a string, got " + type_of(v));
+    s.name = v.get<std::string>();
+  }
+  if (obj.contains("inputs")) s.inputs = read_inputs(obj.at("inputs"), path + ".inputs");
+  for (const LayerKey& k : info.keys) {
+    const char* key = layer_field_name(k.field);
+    if (obj.contains(key)) read_field(s, k.field, info, obj.at(key), path + "." + key);
   }
   return s;
 }
@@ -180,24 +186,8 @@ json layers_to_json(const std::vector<LayerSpec>& layers) {
     o["kind"] = layer_kind_name(s.kind);
     if (!s.name.empty()) o["name"] = s.name;
     if (!s.inputs.empty()) o["inputs"] = s.inputs;
-    for (const auto& key : kind_keys(s.kind)) {
-      if (key == "out")
-        o[key] = s.out == kOutClasses ? json("classes") : json(s.out);
-      else if (key == "kernel")
-        o[key] = s.kernel;
-      else if (key == "stride")
-        o[key] = s.stride;
-      else if (key == "pad")
-        o[key] = s.pad;
-      else if (key == "bias")
-        o[key] = s.bias;
-      else if (key == "p")
-        o[key] = s.p;
-      else if (key == "eps")
-        o[key] = s.eps;
-      else if (key == "momentum")
-        o[key] = s.momentum;
-    }
+    for (const LayerKey& k : layer_kind_info(s.kind).keys)
+      o[layer_field_name(k.field)] = field_json(s, k.field);
     out.push_back(std::move(o));
   }
   return out;

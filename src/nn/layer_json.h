@@ -1,14 +1,10 @@
 // A layer list as JSON, for config files and for rebuilding a model in PyTorch
 // (scripts/torch_model.py reads the same form).
 //
-// Each layer is an object with "kind" (conv, bn, relu, maxpool, avgpool, gap,
-// linear, flatten, dropout, add), optional "name" and "inputs" (array of layer
-// names or "input"), and the fields its kind uses:
-//   conv:            out (required), kernel = 3, stride = 1, pad = 0, bias = false
-//   maxpool/avgpool: kernel = 3, stride = kernel, pad = 0
-//   linear:          out = "classes" (or a positive integer), bias = false
-//   bn:              eps = 1e-5, momentum = 0.1
-//   dropout:         p = 0.5
+// Each layer is an object with "kind" (a kind's name: conv, bn, relu, ...), optional "name"
+// and "inputs" (array of layer names or "input"), and the keys its kind uses, with the
+// defaults and required keys its descriptor gives (nn/layer_kinds.cpp, describe()), e.g.
+// conv: out (required), kernel = 3, stride = 1, pad = 0, bias = false.
 // Any other key is an error naming its JSON path.
 #pragma once
 

@@ -8,19 +8,6 @@ namespace st {
 
 namespace {
 
-struct KindName {
-  LayerKind kind;
-  const char* name;
-};
-
-constexpr KindName kKindNames[] = {
-    {LayerKind::Conv, "conv"},       {LayerKind::BatchNorm, "bn"},
-    {LayerKind::ReLU, "relu"},       {LayerKind::MaxPool, "maxpool"},
-    {LayerKind::AvgPool, "avgpool"}, {LayerKind::GlobalAvgPool, "gap"},
-    {LayerKind::Linear, "linear"},   {LayerKind::Flatten, "flatten"},
-    {LayerKind::Dropout, "dropout"}, {LayerKind::Add, "add"},
-};
-
 // Channel count scaled by the width multiplier: rounded half away from zero, at least 1.
 int64_t scaled(int64_t channels, double width) {
   return std::max<int64_t>(1, std::llround(static_cast<double>(channels) * width));
@@ -151,20 +138,6 @@ std::vector<LayerSpec> resnet18(double width) {
 }
 
 }  // namespace
-
-const char* layer_kind_name(LayerKind k) {
-  for (const auto& kn : kKindNames)
-    if (kn.kind == k) return kn.name;
-  return "?";
-}
-
-LayerKind layer_kind_from_name(const std::string& name) {
-  for (const auto& kn : kKindNames)
-    if (name == kn.name) return kn.kind;
-  std::string known;
-  for (const auto& kn : kKindNames) known += std::string(known.empty() ? "" : ", ") + kn.name;
-  throw std::invalid_argument("unknown layer kind '" + name + "' (expected one of " + known + ")");
-}
 
 std::vector<LayerSpec> make_preset(const std::string& preset, double width) {
   if (!(width > 0.0) || !std::isfinite(width))

@@ -7,20 +7,12 @@
 #include <set>
 #include <stdexcept>
 
+#include "nn/layer_kinds.h"
 #include "tensor/random.h"
 
 namespace st {
 
 namespace {
-
-bool has_params(LayerKind k) {
-  return k == LayerKind::Conv || k == LayerKind::Linear || k == LayerKind::BatchNorm;
-}
-
-// Gradients these layers hand to their inputs unchanged (up to a reshape).
-bool passes_gradient_through(LayerKind k) {
-  return k == LayerKind::Add || k == LayerKind::Flatten;
-}
 
 bool valid_name_part(const std::string& part) {
   if (part.empty()) return false;
@@ -50,15 +42,6 @@ Shape with_batch(int64_t n, const Shape& per_image) {
 Tensor rows(const Tensor& buf, int64_t n) {
   if (!buf.defined() || buf.dim(0) < n) return Tensor();
   return buf.dim(0) == n ? buf : buf.slice0(0, n);
-}
-
-ConvGeom geometry(const LayerSpec& s) {
-  ConvGeom g;
-  g.kh = g.kw = s.kernel;
-  const int stride = (s.kind != LayerKind::Conv && s.stride == 0) ? s.kernel : s.stride;
-  g.stride_h = g.stride_w = stride;
-  g.pad_h = g.pad_w = s.pad;
-  return g;
 }
 
 // Uniform in [-bound, bound) from 53 random bits, so the values do not depend
@@ -160,8 +143,8 @@ void Model::resolve_inputs() {
   consumer_list_.assign(n, {});
   for (int i = 0; i < n; ++i) {
     const LayerSpec& s = specs_[i];
-    const std::size_t want = s.kind == LayerKind::Add ? 2 : 1;
-    if (s.inputs.empty() && s.kind != LayerKind::Add) {
+    const auto want = static_cast<std::size_t>(layer_kind_info(s.kind).inputs);
+    if (s.inputs.empty() && want == 1) {
       input_index_[i] = {i - 1};
     } else {
       if (s.inputs.size() != want)
@@ -193,85 +176,14 @@ void Model::resolve_inputs() {
 }
 
 Shape Model::infer_shape(int i) const {
-  const LayerSpec& s = specs_[i];
-  auto in_shape = [&](int k) -> Shape {
-    int j = input_index_[i][k];
-    return j < 0 ? Shape{input_.channels, input_.height, input_.width} : out_shapes_[j];
-  };
-  const Shape x = in_shape(0);
-  auto need_image = [&](const char* what) {
-    if (x.size() != 3)
-      throw std::invalid_argument(label(i) + ": " + what + " needs a [C, H, W] input, got " +
-                                  shape_str(x));
-  };
-  auto check_window = [&](bool is_pool) {
-    need_image(is_pool ? "pooling" : "a conv");
-    if (s.kernel < 1 || s.pad < 0 || s.stride < (is_pool ? 0 : 1))
-      throw std::invalid_argument(
-          label(i) + ": kernel " + std::to_string(s.kernel) + ", stride " +
-          std::to_string(s.stride) + ", pad " + std::to_string(s.pad) +
-          " (need kernel >= 1, pad >= 0, stride >= " + (is_pool ? "0 (0 = kernel))" : "1)"));
-    if (is_pool && 2 * s.pad > s.kernel)
-      throw std::invalid_argument(label(i) + ": pad " + std::to_string(s.pad) +
-                                  " exceeds half the kernel " + std::to_string(s.kernel));
-    if (s.kernel > x[1] + 2 * s.pad || s.kernel > x[2] + 2 * s.pad)
-      throw std::invalid_argument(label(i) + ": kernel " + std::to_string(s.kernel) + "x" +
-                                  std::to_string(s.kernel) + " is larger than its input " +
-                                  shape_str(x) + " padded by " + std::to_string(s.pad));
-  };
-  switch (s.kind) {
-    case LayerKind::Conv: {
-      check_window(false);
-      if (s.out < 1)
-        throw std::invalid_argument(label(i) + ": output channels must be positive, got " +
-                                    std::to_string(s.out));
-      ConvGeom g = geometry(s);
-      return {s.out, g.out_h(x[1]), g.out_w(x[2])};
-    }
-    case LayerKind::MaxPool:
-    case LayerKind::AvgPool: {
-      check_window(true);
-      ConvGeom g = geometry(s);
-      return {x[0], g.out_h(x[1]), g.out_w(x[2])};
-    }
-    case LayerKind::BatchNorm:
-      need_image("batchnorm");
-      if (!(s.eps > 0.0) || !(s.momentum >= 0.0 && s.momentum <= 1.0))
-        throw std::invalid_argument(label(i) + ": need eps > 0 and momentum in [0, 1], got eps " +
-                                    std::to_string(s.eps) + ", momentum " +
-                                    std::to_string(s.momentum));
-      return x;
-    case LayerKind::GlobalAvgPool:
-      need_image("global average pooling");
-      return {x[0]};
-    case LayerKind::Linear: {
-      if (x.size() != 1 && x.size() != 3)
-        throw std::invalid_argument(label(i) + ": needs a [features] or [C, H, W] input, got " +
-                                    shape_str(x));
-      if (s.out < 1 && s.out != kOutClasses)
-        throw std::invalid_argument(label(i) + ": output features must be positive, got " +
-                                    std::to_string(s.out));
-      return {s.out == kOutClasses ? classes_ : s.out};
-    }
-    case LayerKind::Flatten:
-      return {shape_numel(x)};
-    case LayerKind::Dropout:
-      if (!(s.p >= 0.0 && s.p < 1.0))
-        throw std::invalid_argument(label(i) + ": dropout probability must be in [0, 1), got " +
-                                    std::to_string(s.p));
-      return x;
-    case LayerKind::ReLU:
-      return x;
-    case LayerKind::Add: {
-      const Shape y = in_shape(1);
-      if (x != y)
-        throw std::invalid_argument(label(i) + ": inputs '" + s.inputs[0] + "' " + shape_str(x) +
-                                    " and '" + s.inputs[1] + "' " + shape_str(y) +
-                                    " differ in shape");
-      return x;
-    }
+  std::vector<Shape> in;
+  for (int j : input_index_[i])
+    in.push_back(j < 0 ? Shape{input_.channels, input_.height, input_.width} : out_shapes_[j]);
+  try {
+    return layer_kind_info(specs_[i].kind).infer_shape(specs_[i], in, classes_);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(label(i) + ": " + e.what());
   }
-  throw std::logic_error(label(i) + ": unhandled layer kind");
 }
 
 void Model::infer_shapes() {
@@ -324,14 +236,15 @@ void Model::plan_gradients() {
   owns_grad_.assign(n, false);
   scratch_numel_ = 0;
   for (int i = 0; i < n; ++i) {
-    bool needs = has_params(specs_[i].kind);
+    bool needs = layer_kind_info(specs_[i].kind).params != ParamLayout::None;
     for (int j : input_index_[i]) needs = needs || (j >= 0 && needs_grad_[j]);
     needs_grad_[i] = needs;
   }
   for (int j = 0; j < n; ++j) {
     if (!needs_grad_[j] || j == n - 1) continue;
     const bool alias_only =
-        consumers_[j] == 1 && passes_gradient_through(specs_[consumer_list_[j][0]].kind);
+        consumers_[j] == 1 &&
+        layer_kind_info(specs_[consumer_list_[j][0]].kind).gradient_passes_through;
     owns_grad_[j] = !alias_only;
     if (consumers_[j] > 1) scratch_numel_ = std::max(scratch_numel_, shape_numel(out_shapes_[j]));
   }
@@ -366,23 +279,23 @@ void Model::build_views() {
     const LayerSpec& s = specs_[i];
     int j = input_index_[i][0];
     Shape in = j < 0 ? Shape{input_.channels, input_.height, input_.width} : out_shapes_[j];
-    switch (s.kind) {
-      case LayerKind::Conv:
+    switch (layer_kind_info(s.kind).params) {
+      case ParamLayout::Conv:
         add_param(i, ".weight", ParamGroup::ConvWeight, {s.out, in[0], s.kernel, s.kernel});
         if (s.bias) add_param(i, ".bias", ParamGroup::ConvBias, {s.out});
         break;
-      case LayerKind::Linear:
+      case ParamLayout::Linear:
         add_param(i, ".weight", ParamGroup::LinearWeight, {out_shapes_[i][0], shape_numel(in)});
         if (s.bias) add_param(i, ".bias", ParamGroup::LinearBias, {out_shapes_[i][0]});
         break;
-      case LayerKind::BatchNorm:
+      case ParamLayout::BatchNorm:
         add_param(i, ".weight", ParamGroup::BNWeight, {in[0]});
         add_param(i, ".bias", ParamGroup::BNBias, {in[0]});
         add_buffer(i, ".running_mean", {in[0]});
         add_buffer(i, ".running_var", {in[0]});
         add_buffer(i, ".num_batches_tracked", {});
         break;
-      default:
+      case ParamLayout::None:
         break;
     }
   }
@@ -523,7 +436,10 @@ void Model::init_parameters(uint64_t seed) {
       case ParamGroup::BNBias:
         std::fill(out, out + count, 0.0);
         break;
-      default: {
+      case ParamGroup::ConvWeight:
+      case ParamGroup::ConvBias:
+      case ParamGroup::LinearWeight:
+      case ParamGroup::LinearBias: {
         // kaiming_uniform_(a=sqrt(5)) reduces to U(+-1/sqrt(fan_in)); the bias
         // uses the fan_in of its layer's weight.
         const Tensor& w = slots_[v.layer].weight;
@@ -576,7 +492,8 @@ void Model::forward_layer(int i, bool train) {
   Backend& be = *backend_;
   switch (sp.kind) {
     case LayerKind::Conv:
-      be.conv2d_forward(x, s.weight, s.bias.defined() ? &s.bias : nullptr, geometry(sp), acts_[i]);
+      be.conv2d_forward(x, s.weight, s.bias.defined() ? &s.bias : nullptr, window_geometry(sp),
+                        acts_[i]);
       break;
     case LayerKind::BatchNorm:
       if (train) {
@@ -592,10 +509,10 @@ void Model::forward_layer(int i, bool train) {
       be.relu_forward(x, acts_[i]);
       break;
     case LayerKind::MaxPool:
-      be.maxpool2d_forward(x, geometry(sp), acts_[i], s.argmax);
+      be.maxpool2d_forward(x, window_geometry(sp), acts_[i], s.argmax);
       break;
     case LayerKind::AvgPool:
-      be.avgpool2d_forward(x, geometry(sp), acts_[i]);
+      be.avgpool2d_forward(x, window_geometry(sp), acts_[i]);
       break;
     case LayerKind::GlobalAvgPool:
       be.global_avgpool_forward(x, acts_[i]);
@@ -706,9 +623,8 @@ void Model::backward_layer(int i) {
   Backend& be = *backend_;
   const Tensor g = grad_of(i);
   const int j = input_index_[i][0];
-  if (sp.kind == LayerKind::Flatten || sp.kind == LayerKind::Add) {
-    pass_grad(j, g);
-    if (sp.kind == LayerKind::Add) pass_grad(input_index_[i][1], g);
+  if (layer_kind_info(sp.kind).gradient_passes_through) {
+    for (int in : input_index_[i]) pass_grad(in, g);
     return;
   }
   const Tensor& x = input_act(i, 0);
@@ -716,7 +632,7 @@ void Model::backward_layer(int i) {
   Tensor dx = begin_grad_write(j, batch_);
   switch (sp.kind) {
     case LayerKind::Conv:
-      be.conv2d_backward(x, s.weight, g, geometry(sp), want_dx ? &dx : nullptr, s.dweight,
+      be.conv2d_backward(x, s.weight, g, window_geometry(sp), want_dx ? &dx : nullptr, s.dweight,
                          s.bias.defined() ? &s.dbias : nullptr);
       break;
     case LayerKind::Linear: {
@@ -739,7 +655,7 @@ void Model::backward_layer(int i) {
       if (want_dx) be.maxpool2d_backward(g, s.argmax, dx);
       break;
     case LayerKind::AvgPool:
-      if (want_dx) be.avgpool2d_backward(g, geometry(sp), dx);
+      if (want_dx) be.avgpool2d_backward(g, window_geometry(sp), dx);
       break;
     case LayerKind::GlobalAvgPool:
       if (want_dx) be.global_avgpool_backward(g, dx);
@@ -749,7 +665,7 @@ void Model::backward_layer(int i) {
       break;
     case LayerKind::Flatten:
     case LayerKind::Add:
-      break;  // handled above
+      break;  // gradient_passes_through: handled above
   }
   end_grad_write(j);
 }

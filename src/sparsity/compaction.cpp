@@ -7,6 +7,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "nn/layer_kinds.h"
+
 namespace st {
 
 const char* dead_criterion_name(DeadCriterion c) {
@@ -36,21 +38,13 @@ int CompactionPlan::group_read_by(const Model& model, int layer) const {
 
 namespace {
 
-// Layers whose output channel c depends only on their inputs' channel c.
-bool keeps_channels(LayerKind k) {
-  switch (k) {
-    case LayerKind::BatchNorm:
-    case LayerKind::ReLU:
-    case LayerKind::MaxPool:
-    case LayerKind::AvgPool:
-    case LayerKind::GlobalAvgPool:
-    case LayerKind::Flatten:
-    case LayerKind::Dropout:
-    case LayerKind::Add:
-      return true;
-    default:
-      return false;
-  }
+ChannelFlow flow(const Model& m, int layer) {
+  return layer_kind_info(m.specs()[layer].kind).channels;
+}
+
+// Convs and linears: they create new channels (or features) from the group they read.
+bool creates_channels(const Model& m, int layer) {
+  return !keeps_channels(m.specs()[layer].kind);
 }
 
 std::string layer_label(const Model& m, int i) {
@@ -119,20 +113,16 @@ void build_groups(const Model& m, CompactionPlan& plan) {
     plan.group_of[i] = g;
     ChannelGroup& grp = plan.groups[g];
     grp.layers.push_back(i);
-    const LayerKind k = m.specs()[i].kind;
-    if (k == LayerKind::Conv || k == LayerKind::Linear) {
+    if (creates_channels(m, i)) {
       grp.producers.push_back(i);
       grp.channels = m.output_shape(i)[0];
     }
   }
-  for (int i = 0; i < n; ++i) {
-    const LayerKind k = m.specs()[i].kind;
-    if (k == LayerKind::Conv || k == LayerKind::Linear)
-      plan.groups[plan.group_read_by(m, i)].readers.push_back(i);
-  }
+  for (int i = 0; i < n; ++i)
+    if (creates_channels(m, i)) plan.groups[plan.group_read_by(m, i)].readers.push_back(i);
   for (ChannelGroup& g : plan.groups) {
     bool only_convs = !g.producers.empty();
-    for (int p : g.producers) only_convs = only_convs && m.specs()[p].kind == LayerKind::Conv;
+    for (int p : g.producers) only_convs = only_convs && flow(m, p) == ChannelFlow::Mix;
     if (g.holds_input)
       g.fixed_reason = "holds the model input";
     else if (!only_convs)
@@ -189,22 +179,22 @@ class ValueAnalysis {
   int64_t out_channels(int i) const { return m_.output_shape(i)[0]; }
 
   Values layer_values(int i) {
-    const LayerSpec& s = m_.specs()[i];
-    switch (s.kind) {
-      case LayerKind::Conv:
-      case LayerKind::Linear:
+    switch (flow(m_, i)) {
+      case ChannelFlow::Mix:
+      case ChannelFlow::Features:
         return Values(out_channels(i));
-      case LayerKind::BatchNorm:
+      case ChannelFlow::Affine:
         return batchnorm(i);
-      case LayerKind::ReLU:
+      case ChannelFlow::Rectify:
         return relu(i);
-      case LayerKind::AvgPool:
+      case ChannelFlow::Average:
         return avgpool(i);
-      case LayerKind::Add:
+      case ChannelFlow::Sum:
         return add(i);
-      default:  // max pool (padding acts as -inf), global pool, flatten, dropout (eval)
+      case ChannelFlow::Same:
         return input_values(i, 0);
     }
+    throw std::logic_error("compaction: " + layer_label(m_, i) + ": unknown channel flow");
   }
 
   Values batchnorm(int i) {
@@ -296,7 +286,7 @@ std::optional<RemovedChannel> removal(const Model& m, const CompactionPlan& plan
     const ChannelValue& v = values.at(j)[c];
     if (!v.known) return std::nullopt;
     const LayerSpec& s = m.specs()[reader];
-    const bool exact = v.k == 0.0 || s.kind == LayerKind::Linear || s.pad == 0;
+    const bool exact = v.k == 0.0 || flow(m, reader) == ChannelFlow::Features || s.pad == 0;
     if (!exact && plan.options.fold_constant == ConstantFold::Exact) return std::nullopt;
     r.folds.push_back({reader, v.k, exact});
     r.approximate = r.approximate || v.approximate || !exact;
@@ -312,12 +302,12 @@ std::vector<std::pair<double, double>> channel_strength(const Model& m, const Ch
   std::vector<std::pair<double, double>> s(g.channels, {0.0, 0.0});
   for (int i : g.layers) {
     const LayerSpec& spec = m.specs()[i];
-    if (spec.kind == LayerKind::ReLU) {
+    if (flow(m, i) == ChannelFlow::Rectify) {
       auto it = maxima.find(spec.name);
       if (it == maxima.end()) continue;
       for (int64_t c = 0; c < g.channels; ++c)
         s[c].first = std::max(s[c].first, static_cast<double>(it->second[c]));
-    } else if (spec.kind == LayerKind::BatchNorm) {
+    } else if (flow(m, i) == ChannelFlow::Affine) {
       const std::vector<double> gamma = m.tensor(spec.name + ".weight").to_vector_f64();
       for (int64_t c = 0; c < g.channels; ++c)
         s[c].second = std::max(s[c].second, std::fabs(gamma[c]));
@@ -490,26 +480,28 @@ std::unique_ptr<Model> apply_compaction(const Model& model, const CompactionPlan
   std::vector<LayerSpec> specs = model.specs();
   for (int i = 0; i < static_cast<int>(specs.size()); ++i) {
     LayerSpec& s = specs[i];
-    if (s.kind == LayerKind::Conv)
+    if (flow(model, i) == ChannelFlow::Mix)
       s.out = static_cast<int64_t>(plan.groups[plan.group_of[i]].kept.size());
-    if ((s.kind == LayerKind::Conv || s.kind == LayerKind::Linear) && !folds_into(plan, i).empty())
-      s.bias = true;
+    if (creates_channels(model, i) && !folds_into(plan, i).empty()) s.bias = true;
   }
   auto out = std::make_unique<Model>(std::move(specs), model.input_shape(), model.classes(),
                                      backend, model.dtype());
   for (int i = 0; i < static_cast<int>(model.specs().size()); ++i) {
-    switch (model.specs()[i].kind) {
-      case LayerKind::Conv:
+    switch (flow(model, i)) {
+      case ChannelFlow::Mix:
         compact_conv(model, plan, i, *out);
         break;
-      case LayerKind::Linear:
+      case ChannelFlow::Features:
         compact_linear(model, plan, i, *out);
         break;
-      case LayerKind::BatchNorm:
+      case ChannelFlow::Affine:
         compact_batchnorm(model, plan, i, *out);
         break;
-      default:
-        break;
+      case ChannelFlow::Rectify:
+      case ChannelFlow::Average:
+      case ChannelFlow::Same:
+      case ChannelFlow::Sum:
+        break;  // no parameters
     }
   }
   return out;
@@ -521,17 +513,17 @@ namespace {
 // `base` is the tensor's offset in the source's flat buffer; `src_shape` its source shape.
 void map_layer_tensor(const Model& src, const CompactionPlan& plan, int i, const std::string& part,
                       int64_t base, const Shape& src_shape, std::vector<int64_t>& out) {
-  const LayerKind kind = src.specs()[i].kind;
+  const ChannelFlow f = flow(src, i);
   const bool per_channel = part == "running_mean" || part == "running_var" ||
-                           (kind == LayerKind::BatchNorm && (part == "weight" || part == "bias"));
-  if (per_channel || (kind == LayerKind::Conv && part == "bias")) {
+                           (f == ChannelFlow::Affine && (part == "weight" || part == "bias"));
+  if (per_channel || (f == ChannelFlow::Mix && part == "bias")) {
     for (int64_t c : plan.groups[plan.group_of[i]].kept) out.push_back(base + c);
-  } else if (kind == LayerKind::Conv && part == "weight") {
+  } else if (f == ChannelFlow::Mix && part == "weight") {
     const int64_t in_c = src_shape[1], kk = src_shape[2] * src_shape[3];
     for (int64_t o : plan.groups[plan.group_of[i]].kept)
       for (int64_t c : plan.groups[plan.group_read_by(src, i)].kept)
         for (int64_t t = 0; t < kk; ++t) out.push_back(base + (o * in_c + c) * kk + t);
-  } else if (kind == LayerKind::Linear && part == "weight") {
+  } else if (f == ChannelFlow::Features && part == "weight") {
     const ChannelGroup& in = plan.groups[plan.group_read_by(src, i)];
     const int64_t features = src_shape[1], per = features / in.channels;
     for (int64_t o = 0; o < src_shape[0]; ++o)
@@ -655,7 +647,7 @@ std::unique_ptr<Model> fuse_batchnorm(const Model& model, Backend& backend) {
 nlohmann::json kept_filters_json(const Model& model, const CompactionPlan& plan) {
   nlohmann::json out = nlohmann::json::array();
   for (int i = 0; i < static_cast<int>(model.specs().size()); ++i) {
-    if (model.specs()[i].kind != LayerKind::Conv) continue;
+    if (flow(model, i) != ChannelFlow::Mix) continue;
     const ChannelGroup& g = plan.groups[plan.group_of[i]];
     out.push_back(
         {{"layer", model.specs()[i].name}, {"channels_before", g.channels}, {"kept", g.kept}});
