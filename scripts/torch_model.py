@@ -19,6 +19,13 @@ lists): they are the references for the preset tests.
     /usr/bin/python3 scripts/torch_model.py check LAYERS.json C,H,W CLASSES [PRESET WIDTH]
         builds the layer list in PyTorch, prints its parameter count, and
         compares it with the reference preset when one is named
+    /usr/bin/python3 scripts/torch_model.py describe-kinds
+        prints the layer kinds this script builds, with their JSON keys and defaults
+        (tests/test_layer_kinds.cpp compares them with sparsetrain's layer descriptors)
+    /usr/bin/python3 scripts/torch_model.py forward IN.json OUT.json
+        IN.json: {"layers", "input": [C, H, W], "classes", "state_dict": {key: {"shape",
+        "values"}}, "x": {"shape", "values"}}; loads the state_dict strictly and writes the
+        eval-mode logits in float64 to OUT.json as {"shape", "values"}
 """
 
 import argparse
@@ -30,15 +37,25 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KINDS = ("conv", "bn", "relu", "maxpool", "avgpool", "gap", "linear", "flatten", "dropout", "add")
+# Per layer kind: its JSON keys in order with their defaults (REQUIRED: no default), as
+# sparsetrain's layer descriptors give them (src/nn/layer_kinds.cpp); the module for each kind
+# is made in LayerListNet._make. tests/test_layer_kinds.cpp checks both against sparsetrain.
+REQUIRED = None
 KIND_KEYS = {
-    "conv": ("out", "kernel", "stride", "pad", "bias"),
-    "maxpool": ("kernel", "stride", "pad"),
-    "avgpool": ("kernel", "stride", "pad"),
-    "linear": ("out", "bias"),
-    "bn": ("eps", "momentum"),
-    "dropout": ("p",),
+    "conv": {"out": REQUIRED, "kernel": 3, "stride": 1, "pad": 0, "bias": False},
+    "bn": {"eps": 1e-5, "momentum": 0.1},
+    "relu": {},
+    "maxpool": {"kernel": 3, "stride": 0, "pad": 0},  # stride 0 = kernel
+    "avgpool": {"kernel": 3, "stride": 0, "pad": 0},
+    "gap": {},
+    "linear": {"out": "classes", "bias": False},
+    "flatten": {},
+    "dropout": {"p": 0.5},
+    "add": {},
 }
+KINDS = tuple(KIND_KEYS)
+# Tensors a kind reads, when not one.
+KIND_INPUTS = {"add": 2}
 COMMON_KEYS = ("kind", "name", "inputs")
 
 
@@ -50,26 +67,17 @@ def _normalize(layer, index):
     kind = layer["kind"]
     if kind not in KINDS:
         raise ValueError(f"{where}.kind: unknown layer kind {kind!r}")
-    allowed = COMMON_KEYS + KIND_KEYS.get(kind, ())
+    keys = KIND_KEYS[kind]
     for key in layer:
-        if key not in allowed:
+        if key not in COMMON_KEYS and key not in keys:
             raise ValueError(f"{where}.{key}: not a key of a {kind} layer")
     out = {"kind": kind, "name": layer.get("name", ""), "inputs": list(layer.get("inputs", []))}
-    if kind == "conv":
-        if "out" not in layer:
-            raise ValueError(f"{where}: a conv needs 'out'")
-        out.update(out=layer["out"], kernel=layer.get("kernel", 3), stride=layer.get("stride", 1),
-                   pad=layer.get("pad", 0), bias=layer.get("bias", False))
-    elif kind in ("maxpool", "avgpool"):
-        kernel = layer.get("kernel", 3)
-        stride = layer.get("stride", 0)
-        out.update(kernel=kernel, stride=stride if stride != 0 else kernel, pad=layer.get("pad", 0))
-    elif kind == "linear":
-        out.update(out=layer.get("out", "classes"), bias=layer.get("bias", False))
-    elif kind == "bn":
-        out.update(eps=layer.get("eps", 1e-5), momentum=layer.get("momentum", 0.1))
-    elif kind == "dropout":
-        out.update(p=layer.get("p", 0.5))
+    for key, default in keys.items():
+        if default is REQUIRED and key not in layer:
+            raise ValueError(f"{where}: a {kind} needs {key!r}")
+        out[key] = layer.get(key, default)
+    if kind in ("maxpool", "avgpool") and out["stride"] == 0:
+        out["stride"] = out["kernel"]
     return out
 
 
@@ -93,11 +101,14 @@ def _resolve_inputs(layers):
     index = {l["name"]: i for i, l in enumerate(layers)}
     resolved = []
     for i, l in enumerate(layers):
+        want = KIND_INPUTS.get(l["kind"], 1)
         if not l["inputs"]:
-            if l["kind"] == "add":
-                raise ValueError(f"layer {l['name']!r}: add needs two inputs")
+            if want != 1:
+                raise ValueError(f"layer {l['name']!r}: {l['kind']} needs {want} inputs")
             resolved.append([i - 1])
             continue
+        if len(l["inputs"]) != want:
+            raise ValueError(f"layer {l['name']!r}: {l['kind']} takes {want} input(s)")
         ins = []
         for name in l["inputs"]:
             if name == "input":
@@ -182,7 +193,7 @@ class LayerListNet(nn.Module):
             if x_shapes[0] != x_shapes[1]:
                 raise ValueError(f"{l['name']}: add of {x_shapes[0]} and {x_shapes[1]}")
             return Add(), x
-        raise ValueError(kind)
+        raise ValueError(f"{l['name']}: layer kind {kind!r} has no PyTorch module here")
 
     def forward(self, x):
         outs = []
@@ -320,6 +331,27 @@ def param_count(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def _forward(inp, out):
+    with open(inp) as f:
+        spec = json.load(f)
+    net = build_torch_model(spec["layers"], tuple(spec["input"]), spec["classes"]).double()
+    own = net.state_dict()
+    given = {}
+    for key, t in spec["state_dict"].items():
+        if key not in own:
+            raise ValueError(f"state_dict: {key!r} is not a key of the PyTorch model")
+        given[key] = torch.tensor(t["values"], dtype=torch.float64).reshape(t["shape"]).to(
+            own[key].dtype)
+    net.load_state_dict(given, strict=True)
+    net.eval()
+    x = torch.tensor(spec["x"]["values"], dtype=torch.float64).reshape(spec["x"]["shape"])
+    with torch.no_grad():
+        y = net(x)
+    with open(out, "w") as f:
+        json.dump({"shape": list(y.shape), "values": y.flatten().tolist()}, f)
+    return 0
+
+
 def _main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -332,7 +364,18 @@ def _main():
     ck.add_argument("classes", type=int)
     ck.add_argument("preset", nargs="?")
     ck.add_argument("width", nargs="?", type=float, default=1.0)
+    sub.add_parser("describe-kinds")
+    fw = sub.add_parser("forward")
+    fw.add_argument("inp")
+    fw.add_argument("out")
     args = ap.parse_args()
+
+    if args.cmd == "describe-kinds":
+        print(json.dumps({k: {"keys": keys, "inputs": KIND_INPUTS.get(k, 1)}
+                          for k, keys in KIND_KEYS.items()}))
+        return 0
+    if args.cmd == "forward":
+        return _forward(args.inp, args.out)
 
     if args.cmd == "reference-counts":
         for p, w, c, k in REFERENCE_CASES:
