@@ -81,8 +81,9 @@ class StepState {
 };
 
 // One step of `net` with `opt`. `after_forward` (optional) sees the network after a forward
-// that passed the checks (the trainer records its train-pass activation maxima there). Throws
-// TrainingDiverged when the checks fail under "stop", or for a finite loss above the bound.
+// that passed the loss checks (the trainer records its train-pass activation maxima there; a
+// batch skipped later for its gradient keeps those maxima, which come from a finite forward).
+// Throws TrainingDiverged when the checks fail under "stop", or for a finite loss above the bound.
 //
 // Host reads: the loss and the correct count are returned by the backend ops as host values;
 // on the CPU they cost nothing, on CUDA each is a wait for the device.
