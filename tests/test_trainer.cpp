@@ -2,12 +2,15 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <fstream>
+#include <limits>
 #include <thread>
 
 #include "config/config_error.h"
 #include "io/checkpoint.h"
 #include "run_helpers.h"
 #include "train/run_dir.h"
+#include "train/train_step.h"
 #include "train/trainer.h"
 
 using namespace st;
@@ -167,4 +170,122 @@ TEST_CASE("truncate_metrics drops torn lines and later epochs", "[train]") {
     out << "{\"epoch\":3}\n{\"epo";
   }
   REQUIRE(truncate_metrics(path, 5).size() == 3);
+}
+
+namespace {
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("optimizer.lr=1e9 stops as diverged with exit 1 and keeps the last good checkpoint",
+          "[train][diverge]") {
+  ScratchDir dir("diverge");
+  const std::string run = dir / "run";
+  REQUIRE(run_sparsetrain({"--config", test_config("synthetic_tiny.json"), "--out", run, "--set",
+                           "training.epochs=1", "--quiet"},
+                          dir / "first.log")
+              .exit_code == 0);
+  const std::string last = file_bytes(run + "/checkpoints/last.safetensors");
+  const std::string epoch1 = file_bytes(run + "/checkpoints/epoch_0001.safetensors");
+  REQUIRE(!last.empty());
+
+  // Epoch 2 with an absurd learning rate: the loss explodes within a few steps.
+  const ProcessResult r = run_sparsetrain({"--resume", run, "--force", "--set", "optimizer.lr=1e9",
+                                           "--set", "training.epochs=5", "--quiet"},
+                                          dir / "second.log");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 1);
+  REQUIRE(r.output.find("training diverged at epoch 2, batch ") != std::string::npos);
+
+  const nlohmann::json summary = read_json(run + "/summary.json");
+  REQUIRE(summary["status"] == "diverged");
+  REQUIRE(summary["diverged"]["epoch"] == 2);
+  REQUIRE(summary["diverged"]["batch"].get<int>() >= 2);  // the first step was still fine
+  REQUIRE(summary["final"]["epoch"] == 1);
+  REQUIRE(read_jsonl(run + "/metrics.jsonl").size() == 1);
+  REQUIRE(file_bytes(run + "/checkpoints/last.safetensors") == last);
+  REQUIRE(file_bytes(run + "/checkpoints/epoch_0001.safetensors") == epoch1);
+  REQUIRE_FALSE(std::filesystem::exists(run + "/checkpoints/epoch_0002.safetensors"));
+}
+
+TEST_CASE("a fresh run with optimizer.lr=1e9 stops in its first epoch", "[train][diverge]") {
+  ScratchDir dir("diverge-fresh");
+  REQUIRE_THROWS_AS(run_training(tiny_request(dir / "run", {"optimizer.lr=1e9"})),
+                    TrainingDiverged);
+  const nlohmann::json summary = read_json(dir / "run/summary.json");
+  REQUIRE(summary["status"] == "diverged");
+  REQUIRE(summary["diverged"]["epoch"] == 1);
+  REQUIRE(summary["final"].is_null());
+  REQUIRE_FALSE(std::filesystem::exists(dir / "run/checkpoints/last.safetensors"));
+}
+
+TEST_CASE("training.divergence.max_loss is an absolute bound on the batch loss",
+          "[train][diverge]") {
+  ScratchDir dir("diverge-bound");
+  // ln 4 = 1.39 at the start: a bound of 1.0 stops the first batch; the default run trains.
+  try {
+    run_training(tiny_request(dir / "run", {"training.divergence.max_loss=1.0"}));
+    FAIL("no TrainingDiverged");
+  } catch (const TrainingDiverged& e) {
+    INFO(e.what());
+    REQUIRE(std::string(e.what()).find("training.divergence.max_loss") != std::string::npos);
+    REQUIRE(e.details()["reason"] == "loss_above_bound");
+    REQUIRE(e.details()["batch"] == 1);
+  }
+  REQUIRE(read_json(dir / "run/summary.json")["diverged"]["reason"] == "loss_above_bound");
+}
+
+TEST_CASE("skip_batch: an epoch whose every batch is non-finite stops the run",
+          "[train][diverge]") {
+  ScratchDir dir("skip-all");
+  TrainRequest req = tiny_request(dir / "run", {"training.on_nonfinite=\"skip_batch\""});
+  // A NaN weight makes every loss NaN: each batch is skipped, then the epoch counts as diverged.
+  req.prepare_model = [](Model& m) {
+    Tensor w = m.tensor("fc.weight");
+    std::vector<float> v = w.to_vector_f32();
+    v[0] = std::numeric_limits<float>::quiet_NaN();
+    w.copy_from(Tensor::from_vector(v, w.shape()));
+  };
+  try {
+    run_training(req);
+    FAIL("no TrainingDiverged");
+  } catch (const TrainingDiverged& e) {
+    INFO(e.what());
+    REQUIRE(e.details()["reason"] == "all_batches_skipped");
+    REQUIRE(e.details()["batch"] == 16);  // 256 images in batches of 16
+  }
+  // With "stop" the same run stops at its first batch, naming the parameter.
+  TrainRequest stop = req;
+  stop.out_dir = dir / "stop";
+  stop.overrides = {};
+  try {
+    run_training(stop);
+    FAIL("no TrainingDiverged");
+  } catch (const TrainingDiverged& e) {
+    INFO(e.what());
+    REQUIRE(e.details()["parameter"] == "fc.weight");
+    REQUIRE(e.details()["batch"] == 1);
+  }
+}
+
+TEST_CASE("skip_batch trains like stop when nothing goes wrong, and reports skipped batches",
+          "[train][diverge]") {
+  ScratchDir dir("skip-none");
+  run_training(tiny_request(dir / "stop", {"training.epochs=2"}));
+  run_training(
+      tiny_request(dir / "skip", {"training.epochs=2", "training.on_nonfinite=\"skip_batch\""}));
+  auto a = read_jsonl(dir / "stop/metrics.jsonl"), b = read_jsonl(dir / "skip/metrics.jsonl");
+  REQUIRE(a.size() == 2);
+  REQUIRE(b.size() == 2);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(b[i]["skipped_batches"] == 0);
+    b[i].erase("skipped_batches");
+    REQUIRE(without_timing(a[i]) == without_timing(b[i]));
+  }
+  require_same_checkpoint_tensors(dir / "stop/checkpoints/last.safetensors",
+                                  dir / "skip/checkpoints/last.safetensors");
 }

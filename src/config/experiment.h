@@ -133,6 +133,16 @@ struct ScheduleConfig {
 
 enum class DeviceChoice { Cpu, Cuda, Auto };
 
+// What a step whose loss or gradient is not finite does (docs/config.md, training.on_nonfinite).
+enum class NonFinitePolicy { Stop, SkipBatch };
+
+// When a finite loss counts as diverged (docs/config.md, training.divergence).
+struct DivergenceConfig {
+  double factor = 100;  // stop when a batch's loss exceeds factor x ln(classes); 0 = off
+  double max_loss = 0;  // stop when a batch's loss exceeds this; 0 = off
+  bool operator==(const DivergenceConfig&) const = default;
+};
+
 struct TrainingConfig {
   int64_t batch_size = 0;
   int epochs = 0;
@@ -141,6 +151,8 @@ struct TrainingConfig {
   DeviceChoice device = DeviceChoice::Auto;
   bool drop_last = false;
   int eval_every = 1;  // epochs between test evaluations (the last epoch is always evaluated)
+  DivergenceConfig divergence;
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::Stop;
   bool operator==(const TrainingConfig&) const = default;
 };
 
@@ -243,6 +255,7 @@ const char* optimizer_name(OptimizerName n);
 const char* reg_kind_name(RegKind k);
 const char* schedule_kind_name(ScheduleKind k);
 const char* device_choice_name(DeviceChoice d);
+const char* nonfinite_policy_name(NonFinitePolicy p);
 const char* progress_mode_name(ProgressMode p);
 std::vector<std::string> known_model_presets();  // the model.preset values
 

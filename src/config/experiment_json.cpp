@@ -108,7 +108,9 @@ json training_json(const TrainingConfig& t) {
           {"threads", t.threads},
           {"device", device_choice_name(t.device)},
           {"drop_last", t.drop_last},
-          {"eval_every", t.eval_every}};
+          {"eval_every", t.eval_every},
+          {"divergence", {{"factor", t.divergence.factor}, {"max_loss", t.divergence.max_loss}}},
+          {"on_nonfinite", nonfinite_policy_name(t.on_nonfinite)}};
 }
 
 json statistics_json(const StatisticsConfig& s) {
@@ -195,6 +197,9 @@ nlohmann::json training_relevant_json(const ExperimentConfig& c) {
   j["training"].erase("threads");
   j["training"].erase("device");
   j["training"].erase("eval_every");
+  // Policies for a run that goes wrong: a run they let finish computed the same either way.
+  j["training"].erase("divergence");
+  j["training"].erase("on_nonfinite");
   if (c.schedule.kind != ScheduleKind::Cosine) j["training"].erase("epochs");
   return j;
 }

@@ -408,7 +408,8 @@ ScheduleConfig parse_schedule(const JsonReader& r, double base_lr) {
 // ---- training, statistics, output, sparsity ---------------------------------------------------
 
 TrainingConfig parse_training(const JsonReader& r) {
-  r.allow_keys({"batch_size", "epochs", "seed", "threads", "device", "drop_last", "eval_every"});
+  r.allow_keys({"batch_size", "epochs", "seed", "threads", "device", "drop_last", "eval_every",
+                "divergence", "on_nonfinite"});
   TrainingConfig t;
   t.batch_size = r.integer("batch_size", 1, kMaxInt, std::nullopt);
   t.epochs = static_cast<int>(r.integer("epochs", 1, 1000000, std::nullopt));
@@ -417,6 +418,13 @@ TrainingConfig parse_training(const JsonReader& r) {
   t.device = table_value(device_table(), r.choice("device", table_names(device_table()), "auto"));
   t.drop_last = r.boolean("drop_last", false);
   t.eval_every = static_cast<int>(r.integer("eval_every", 1, kMaxInt, 1));
+  JsonReader d = r.child("divergence");
+  d.allow_keys({"factor", "max_loss"});
+  t.divergence.factor = d.number("factor", NumberRange::non_negative(), 100.0);
+  t.divergence.max_loss = d.number("max_loss", NumberRange::non_negative(), 0.0);
+  t.on_nonfinite =
+      table_value(nonfinite_policy_table(),
+                  r.choice("on_nonfinite", table_names(nonfinite_policy_table()), "stop"));
   return t;
 }
 

@@ -55,6 +55,12 @@ const NameTable<DeviceChoice>& device_table() {
   return table;
 }
 
+const NameTable<NonFinitePolicy>& nonfinite_policy_table() {
+  static const NameTable<NonFinitePolicy> table = {{NonFinitePolicy::Stop, "stop"},
+                                                   {NonFinitePolicy::SkipBatch, "skip_batch"}};
+  return table;
+}
+
 const NameTable<ProgressMode>& progress_table() {
   static const NameTable<ProgressMode> table = {{ProgressMode::Auto, "auto"},
                                                 {ProgressMode::Bar, "bar"},
@@ -80,6 +86,9 @@ const char* schedule_kind_name(ScheduleKind k) {
 }
 const char* device_choice_name(DeviceChoice d) {
   return table_name(device_table(), d).c_str();
+}
+const char* nonfinite_policy_name(NonFinitePolicy p) {
+  return table_name(nonfinite_policy_table(), p).c_str();
 }
 const char* progress_mode_name(ProgressMode p) {
   return table_name(progress_table(), p).c_str();

@@ -19,6 +19,7 @@ const NameTable<RegKind>& reg_kind_table();
 const NameTable<ParamGroup>& param_group_table();
 const NameTable<ScheduleKind>& schedule_kind_table();
 const NameTable<DeviceChoice>& device_table();
+const NameTable<NonFinitePolicy>& nonfinite_policy_table();
 const NameTable<ProgressMode>& progress_table();
 
 template <class E>
