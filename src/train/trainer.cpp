@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm/gemm.h"
 #include "config/override.h"
 #include "io/checkpoint.h"
 #include "nn/layer_json.h"
@@ -309,6 +310,7 @@ TrainResult run_training(const TrainRequest& req) {
       std::to_string(filters_total) + " filters in " +
       std::to_string(model.conv_bn_relu_blocks().size()) + " conv-BN-ReLU blocks, " +
       backend->name() +
+      (backend->device() == Device::CPU ? " (kernels " + cpu::cpu_kernel_description() + ")" : "") +
       (start_epoch > 0 ? ", resuming after epoch " + std::to_string(start_epoch) : std::string()));
 
   const StatsThresholds thresholds{cfg.statistics.activation.threshold,
