@@ -118,13 +118,18 @@ TEST_CASE("sgemm alpha and beta cases the callers use", "[gemm]") {
       }
 }
 
-TEST_CASE("sgemm across cache blocks - with several threads", "[gemm]") {
+TEST_CASE("sgemm across cache blocks and register block widths - with several threads", "[gemm]") {
   // Past one block of rows (mc up to 128), of K (kc 256) and of columns (nc 2048).
   for (Isa isa : supported_isas()) {
     check_product(isa, {131, 67, 517, false, false, 1.0f, 0.0f}, 1);
     check_product(isa, {131, 67, 517, true, true, 1.0f, 1.0f}, 2);
     check_product(isa, {9, 2053, 260, false, true, 1.0f, 0.0f}, 3);
     check_product(isa, {257, 45, 300, true, false, 1.0f, 0.0f}, 3);
+    // Exactly the narrow blocks' widths (16 for AVX-512, 8 for AVX2), and just past them.
+    for (int64_t n : {8, 9, 16, 17}) {
+      check_product(isa, {150, n, 33, false, true, 1.0f, 1.0f}, 1);
+      check_product(isa, {25, n, 270, true, false, 1.0f, 0.0f}, 2);
+    }
   }
 }
 

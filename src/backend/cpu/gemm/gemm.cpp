@@ -10,6 +10,10 @@
 // summed by one thread in the same order for any thread count.
 #include <omp.h>
 
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -25,8 +29,10 @@
 namespace st::cpu {
 namespace {
 
+using gemm_detail::Block;
 using gemm_detail::kernels_of;
 using gemm_detail::KernelSet;
+using gemm_detail::MacroKernel;
 
 // Multiply-adds below which a GEMM called outside a parallel region stays on
 // one thread: the fork costs more than it saves.
@@ -80,8 +86,29 @@ void pack_panels(const float* x, int64_t ld, bool trans, int64_t rows, int64_t k
         }
       }
     } else {
-      // Row by row, each read contiguously.
-      for (int64_t i = 0; i < rb; ++i) {
+      int64_t i0 = 0;
+#ifdef __SSE__
+      // Four rows at a time by 4x4 transposes: the panel's stride-R writes
+      // would otherwise go one float at a time.
+      const int64_t kc4 = kc & ~int64_t{3};
+      for (; i0 + 4 <= rb; i0 += 4) {
+        const float* s0 = x + (r0 + i0) * ld;
+        for (int64_t p = 0; p < kc4; p += 4) {
+          __m128 q0 = _mm_loadu_ps(s0 + p), q1 = _mm_loadu_ps(s0 + ld + p),
+                 q2 = _mm_loadu_ps(s0 + 2 * ld + p), q3 = _mm_loadu_ps(s0 + 3 * ld + p);
+          _MM_TRANSPOSE4_PS(q0, q1, q2, q3);
+          float* d = dst + p * R + i0;
+          _mm_storeu_ps(d, q0);
+          _mm_storeu_ps(d + R, q1);
+          _mm_storeu_ps(d + 2 * R, q2);
+          _mm_storeu_ps(d + 3 * R, q3);
+        }
+        for (int64_t i = i0; i < i0 + 4; ++i)
+          for (int64_t p = kc4; p < kc; ++p) dst[p * R + i] = x[(r0 + i) * ld + p];
+      }
+#endif
+      // The remaining rows one by one, each read contiguously.
+      for (int64_t i = i0; i < rb; ++i) {
         const float* src = x + (r0 + i) * ld;
         for (int64_t p = 0; p < kc; ++p) dst[p * R + i] = src[p];
       }
@@ -99,6 +126,8 @@ PackFn packer(int r) {
       return pack_panels<6>;
     case 8:
       return pack_panels<8>;
+    case 12:
+      return pack_panels<12>;
     case 16:
       return pack_panels<16>;
     case 32:
@@ -123,9 +152,16 @@ void scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
   }
 }
 
-void run(const KernelSet& ks, int team, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-         float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
-         float* c, int64_t ldc) {
+void run(const KernelSet& set, int team, bool trans_a, bool trans_b, int64_t m, int64_t n,
+         int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+         float beta, float* c, int64_t ldc) {
+  // Thin products take the narrow block, so the tiles are not mostly padding.
+  const Block& blk = n <= set.narrow.nr ? set.narrow : set.wide;
+  const struct {
+    int mr, nr;
+    int64_t mc, kc, nc;
+    MacroKernel macro;
+  } ks{blk.mr, blk.nr, blk.mc, set.kc, set.nc, blk.macro};
   const PackFn pack_a = packer(ks.mr), pack_b = packer(ks.nr);
   // Equal kc slices, so that a K just above kc does not leave a thin remainder.
   const int64_t slices = ceil_div(k, ks.kc), kc_max = ceil_div(k, slices);

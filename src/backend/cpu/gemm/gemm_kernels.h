@@ -1,5 +1,5 @@
 // What each ISA translation unit exports to the GEMM driver: its register
-// block and its macro-kernel. Internal to the gemm folder.
+// blocks and their macro-kernels. Internal to the gemm folder.
 #pragma once
 
 #include <cstdint>
@@ -14,11 +14,18 @@ namespace st::cpu::gemm_detail {
 using MacroKernel = void (*)(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp,
                              float* c, int64_t ldc, float alpha, float beta);
 
+// A register block (mr x nr tile of C) and its rows per cache block.
+struct Block {
+  int mr, nr;
+  int64_t mc;                   // a multiple of mr
+  MacroKernel macro = nullptr;  // null: not compiled into this build
+};
+
 struct KernelSet {
   const char* name;
-  int mr, nr;                   // register block
-  int64_t mc, kc, nc;           // cache blocks (mc a multiple of mr, nc of nr)
-  MacroKernel macro = nullptr;  // null: not compiled into this build
+  Block wide;      // the default
+  Block narrow;    // for products at most narrow.nr columns wide
+  int64_t kc, nc;  // cache blocks shared by both (nc a multiple of both nr)
 };
 
 // One per translation unit, each compiled with its own target flags.

@@ -72,7 +72,7 @@ std::optional<Isa> parse_isa(std::string_view name) {
 }
 
 bool isa_supported(Isa isa) {
-  return kernels_of(isa).macro != nullptr && cpu_has(isa);
+  return kernels_of(isa).wide.macro != nullptr && cpu_has(isa);
 }
 
 std::vector<Isa> supported_isas() {

@@ -1,5 +1,6 @@
-// AVX-512F micro-kernel: an 8 x 32 tile of C in 16 zmm accumulators, one
-// broadcast of A per row and two loads of B per step of k. Compiled with
+// AVX-512F micro-kernels: an 8 x 32 tile of C in 16 zmm accumulators (one
+// broadcast of A per row and two loads of B per step of k), and a 12 x 16
+// tile in 12 for products at most 16 columns wide (thin layers' channels). Compiled with
 // -mavx512f -mfma (src/CMakeLists.txt); only called when the CPU and OS
 // support AVX-512F.
 #include "backend/cpu/gemm/gemm_kernels.h"
@@ -12,58 +13,70 @@
 namespace st::cpu::gemm_detail {
 namespace {
 
-constexpr int kMr = 8, kNr = 32;
-
 __mmask16 lane_mask(int n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
+template <int kMr, int kNv>
 inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, const float* b,
                                                  float* c, int64_t ldc, int m, int n, float alpha,
                                                  float beta) {
-  __m512 acc[kMr][2];
-#pragma GCC unroll 8
-  for (int i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  constexpr int kNr = 16 * kNv;
+  __m512 acc[kMr][kNv];
+#pragma GCC unroll 12
+  for (int i = 0; i < kMr; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < kNv; ++v) acc[i][v] = _mm512_setzero_ps();
   for (int64_t p = 0; p < kc; ++p, a += kMr, b += kNr) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 8
+    __m512 bv[kNv];
+#pragma GCC unroll 2
+    for (int v = 0; v < kNv; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 12
     for (int i = 0; i < kMr; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+#pragma GCC unroll 2
+      for (int v = 0; v < kNv; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
   }
-  const __mmask16 m0 = lane_mask(n), m1 = lane_mask(n - 16);
+  __mmask16 mask[kNv];
+#pragma GCC unroll 2
+  for (int v = 0; v < kNv; ++v) mask[v] = lane_mask(n - 16 * v);
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 8
+#pragma GCC unroll 12
   for (int i = 0; i < kMr; ++i) {
     if (i >= m) break;
     float* row = c + i * ldc;
-    __m512 r0 = _mm512_mul_ps(va, acc[i][0]), r1 = _mm512_mul_ps(va, acc[i][1]);
-    if (beta != 0.0f) {
-      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), r0);
-      r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), r1);
+#pragma GCC unroll 2
+    for (int v = 0; v < kNv; ++v) {
+      __m512 r = _mm512_mul_ps(va, acc[i][v]);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], row + 16 * v), r);
+      _mm512_mask_storeu_ps(row + 16 * v, mask[v], r);
     }
-    _mm512_mask_storeu_ps(row, m0, r0);
-    _mm512_mask_storeu_ps(row + 16, m1, r1);
   }
 }
 
-void macro(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
-           int64_t ldc, float alpha, float beta) {
-  macro_loop<kMr, kNr>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro);
+void macro_wide(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
+                int64_t ldc, float alpha, float beta) {
+  macro_loop<8, 32>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro<8, 2>);
+}
+
+void macro_narrow(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
+                  int64_t ldc, float alpha, float beta) {
+  macro_loop<12, 16>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro<12, 1>);
 }
 
 }  // namespace
 
-const KernelSet kAvx512fKernels{"avx512f", kMr, kNr, 128, 256, 2048, macro};
+const KernelSet kAvx512fKernels{
+    "avx512f", {8, 32, 128, macro_wide}, {12, 16, 120, macro_narrow}, 256, 2048};
 
 }  // namespace st::cpu::gemm_detail
 
 #else
 
 namespace st::cpu::gemm_detail {
-const KernelSet kAvx512fKernels{"avx512f", 8, 32, 128, 256, 2048, nullptr};
+const KernelSet kAvx512fKernels{
+    "avx512f", {8, 32, 128, nullptr}, {12, 16, 120, nullptr}, 256, 2048};
 }
 
 #endif

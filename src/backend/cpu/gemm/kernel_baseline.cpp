@@ -67,6 +67,8 @@ void macro(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp,
 
 }  // namespace
 
-const KernelSet kBaselineKernels{"baseline", kMr, kNr, 120, 256, 2048, macro};
+// One register block: 8 columns are already narrow.
+const KernelSet kBaselineKernels{
+    "baseline", {kMr, kNr, 120, macro}, {kMr, kNr, 120, macro}, 256, 2048};
 
 }  // namespace st::cpu::gemm_detail
