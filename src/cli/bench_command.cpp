@@ -24,6 +24,8 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm/gemm_bench.h"
+#include "backend/cpu/layer_bench.h"
 #include "cli/bench_profile.h"
 #include "cli/commands.h"
 #include "data/loader.h"
@@ -51,6 +53,7 @@ struct BenchOptions {
   int steps = 10;
   int64_t epoch = 0;  // > 0: time one epoch of this many images instead of `steps`
   bool gemm = false;
+  bool layers = false;
   bool profile = false;
   bool json = false;
   double lr = 1e-3;
@@ -380,6 +383,7 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   j["input"] = {o.channels, o.size, o.size};
   j["classes"] = o.classes;
   j["device"] = backend.name();
+  if (backend.device() == Device::CPU) j["cpu_kernels"] = cpu::cpu_kernel_description();
   j["threads"] = threads;
   j["load_average"] = load_average();
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
@@ -425,6 +429,7 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   s << "\n";
   s << std::fixed << std::setprecision(1);
   s << "device " << backend.name();
+  if (backend.device() == Device::CPU) s << ", cpu kernels " << cpu::cpu_kernel_description();
   if (threads) s << ", " << threads << " threads";
   s << ", load average " << load_average();
   if (wait_policy) s << ", OMP_WAIT_POLICY=" << wait_policy;
@@ -444,9 +449,32 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
     << " % of the time waiting for batches\n";
   s << "  loss       " << std::setprecision(4) << r.first_loss << " -> " << r.last_loss << "\n"
     << std::setprecision(1);
-  if (gemm)
-    s << "  sgemm 1024^3: " << gemm->median_gflops << " GFLOP/s (best " << gemm->best_gflops
-      << "); the step reaches " << 100 * gflops / gemm->median_gflops << " % of it\n";
+  if (gemm) {
+    s << "  OpenBLAS sgemm 1024^3: " << gemm->median_gflops << " GFLOP/s (best "
+      << gemm->best_gflops << "); the step reaches " << 100 * gflops / gemm->median_gflops
+      << " % of it\n";
+    // The engine's own GEMM against OpenBLAS, side by side, at 1024^3 and the step's shapes.
+    const auto shapes = cpu::bench_gemm(cpu::step_gemm_shapes(), cpu::active_isa(), threads, 7);
+    s << cpu::format_gemm_timings(shapes);
+    for (const cpu::GemmTiming& g : shapes)
+      j["sgemm_shapes"].push_back({{"what", g.shape.what},
+                                   {"m", g.shape.m},
+                                   {"n", g.shape.n},
+                                   {"k", g.shape.k},
+                                   {"ours_gflops", g.ours_gflops},
+                                   {"openblas_gflops", g.openblas_gflops}});
+  }
+  if (o.layers && backend.device() == Device::CPU) {
+    const auto layers = cpu::bench_conv_layers(cpu::conv_layer_shapes(), o.batch, 5);
+    s << cpu::format_conv_layer_timings(layers);
+    for (const cpu::ConvLayerTiming& l : layers)
+      j["conv_layers"].push_back({{"c", l.shape.c},
+                                  {"o", l.shape.o},
+                                  {"hw", l.shape.hw},
+                                  {"thin", l.shape.thin},
+                                  {"forward_gflops", l.forward_gflops},
+                                  {"backward_gflops", l.backward_gflops}});
+  }
   if (profiler) {
     const double steps = static_cast<double>(r.step_seconds.size());
     const double step_s = r.total_seconds / steps;
@@ -502,6 +530,7 @@ int run_dead_sweep(const BenchOptions& o, Backend& backend) {
   std::ostringstream s;
   s << "bench dead-filter sweep: " << o.preset << " width " << o.width << ", batch " << o.batch
     << ", " << o.channels << "x" << o.size << "x" << o.size << ", device " << backend.name()
+    << (backend.device() == Device::CPU ? ", cpu kernels " + cpu::cpu_kernel_description() : "")
     << ", load average " << load_average() << "\n"
     << "dead filters are skipped (the compacted network trains); medians of " << o.rounds
     << " interleaved rounds of " << o.steps << " steps; speed-ups against dead fraction "
@@ -600,7 +629,11 @@ void add_bench_command(CLI::App& app, CommandRun& run) {
       ->delimiter(',');
   cmd->add_option("--rounds", opts->rounds, "Interleaved rounds of --dead-sweep")
       ->capture_default_str();
-  cmd->add_flag("--gemm", opts->gemm, "Also time OpenBLAS sgemm at 1024^3 as a reference");
+  cmd->add_flag("--gemm", opts->gemm,
+                "Also time OpenBLAS sgemm at 1024^3 as a reference, and the engine's sgemm "
+                "against it at 1024^3 and on the step's shapes");
+  cmd->add_flag("--layers", opts->layers,
+                "Also time 3x3 convolutions per layer shape (GFLOP/s, wide and thin layers)");
   cmd->add_flag("--profile", opts->profile, "Time every backend op and print a breakdown");
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of text");
   cmd->callback([opts, &run] { run = [opts] { return run_bench(*opts); }; });
