@@ -125,6 +125,12 @@ TEST_CASE("sgemm across cache blocks and register block widths - with several th
     check_product(isa, {131, 67, 517, true, true, 1.0f, 1.0f}, 2);
     check_product(isa, {9, 2053, 260, false, true, 1.0f, 0.0f}, 3);
     check_product(isa, {257, 45, 300, true, false, 1.0f, 0.0f}, 3);
+    // Whole register panels with a small other side: A transposed and B not are
+    // used in place, unpacked, across several K slices.
+    for (int64_t m : {12, 24, 48})
+      for (int64_t n : {16, 32, 48, 64})
+        for (bool ta : {false, true})
+          for (bool tb : {false, true}) check_product(isa, {m, n, 300, ta, tb, 1.0f, 1.0f}, 2);
     // Exactly the narrow blocks' widths (16 for AVX-512, 8 for AVX2), and just past them.
     for (int64_t n : {8, 9, 16, 17}) {
       check_product(isa, {150, n, 33, false, true, 1.0f, 1.0f}, 1);

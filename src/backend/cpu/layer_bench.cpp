@@ -1,5 +1,7 @@
 #include "backend/cpu/layer_bench.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +26,12 @@ Tensor filled(const Shape& s, uint64_t seed) {
     e = static_cast<float>(static_cast<double>(x >> 40) / static_cast<double>(1ull << 24) - 0.5);
   }
   return Tensor::from_vector(v, s);
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -69,16 +77,20 @@ std::vector<ConvLayerTiming> bench_conv_layers(const std::vector<ConvLayerShape>
     };
     be->conv2d_forward(x, w, &b, g, y);  // warm-up: scratch buffers, page faults
     be->conv2d_backward(x, w, dy, g, &dx, dw, &db);
-    std::vector<double> fwd, bwd;
+    std::vector<double> fwd, bwd, fwd_cpu, bwd_cpu;
     for (int r = 0; r < repeats; ++r) {
       auto t0 = Clock::now();
+      double c0 = process_cpu_seconds();
       be->conv2d_forward(x, w, &b, g, y);
       fwd.push_back(flop / seconds(t0) * 1e-9);
+      fwd_cpu.push_back(flop / (process_cpu_seconds() - c0) * 1e-9);
       t0 = Clock::now();
+      c0 = process_cpu_seconds();
       be->conv2d_backward(x, w, dy, g, &dx, dw, &db);
       bwd.push_back(2 * flop / seconds(t0) * 1e-9);
+      bwd_cpu.push_back(2 * flop / (process_cpu_seconds() - c0) * 1e-9);
     }
-    out.push_back({s, median(fwd), median(bwd)});
+    out.push_back({s, median(fwd), median(bwd), median(fwd_cpu), median(bwd_cpu)});
   }
   return out;
 }
@@ -86,25 +98,27 @@ std::vector<ConvLayerTiming> bench_conv_layers(const std::vector<ConvLayerShape>
 std::string format_conv_layer_timings(const std::vector<ConvLayerTiming>& t) {
   std::vector<double> wide_f, wide_b;
   for (const ConvLayerTiming& l : t)
-    if (!l.shape.thin) wide_f.push_back(l.forward_gflops), wide_b.push_back(l.backward_gflops);
+    if (!l.shape.thin)
+      wide_f.push_back(l.forward_cpu_gflops), wide_b.push_back(l.backward_cpu_gflops);
   const double ref_f = median(wide_f), ref_b = median(wide_b);
   std::ostringstream s;
   char line[160];
-  std::snprintf(line, sizeof line, "  %-22s %9s %9s %9s %9s\n", "conv 3x3 layer", "fwd", "bwd",
-                "fwd/wide", "bwd/wide");
+  std::snprintf(line, sizeof line, "  %-22s %7s %7s %8s %8s %9s %9s\n", "conv 3x3 layer", "fwd",
+                "bwd", "fwd/cpu", "bwd/cpu", "fwd/wide", "bwd/wide");
   s << line;
   for (const ConvLayerTiming& l : t) {
     char name[64];
     std::snprintf(name, sizeof name, "%lld->%lld @%lldx%lld%s", static_cast<long long>(l.shape.c),
                   static_cast<long long>(l.shape.o), static_cast<long long>(l.shape.hw),
                   static_cast<long long>(l.shape.hw), l.shape.thin ? " (thin)" : "");
-    std::snprintf(line, sizeof line, "  %-22s %9.1f %9.1f %8.0f%% %8.0f%%\n", name,
-                  l.forward_gflops, l.backward_gflops,
-                  ref_f > 0 ? 100 * l.forward_gflops / ref_f : 0.0,
-                  ref_b > 0 ? 100 * l.backward_gflops / ref_b : 0.0);
+    std::snprintf(line, sizeof line, "  %-22s %7.1f %7.1f %8.1f %8.1f %8.0f%% %8.0f%%\n", name,
+                  l.forward_gflops, l.backward_gflops, l.forward_cpu_gflops, l.backward_cpu_gflops,
+                  ref_f > 0 ? 100 * l.forward_cpu_gflops / ref_f : 0.0,
+                  ref_b > 0 ? 100 * l.backward_cpu_gflops / ref_b : 0.0);
     s << line;
   }
-  s << "  (direct-convolution GFLOP/s, medians; backward counts dx and dW; against the wide "
+  s << "  (direct-convolution GFLOP/s, medians: per wall-clock second, then per second of "
+       "process CPU time;\n   backward counts dx and dW; x/wide: CPU-time rate against the wide "
        "layers' median)\n";
   return s.str();
 }

@@ -16,6 +16,9 @@ struct ConvLayerShape {
 struct ConvLayerTiming {
   ConvLayerShape shape;
   double forward_gflops = 0, backward_gflops = 0;  // medians; backward counts dx and dW
+  // The same per second of process CPU time (all threads): on a shared
+  // machine it moves far less with the load than wall-clock time does.
+  double forward_cpu_gflops = 0, backward_cpu_gflops = 0;
 };
 
 // BasicNet's wide layers and the thin ones that skipping dead filters leaves.

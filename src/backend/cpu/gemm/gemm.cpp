@@ -38,6 +38,12 @@ using gemm_detail::MacroKernel;
 // one thread: the fork costs more than it saves.
 constexpr int64_t kMinParallelWork = int64_t{1} << 21;
 
+// An operand already in panel layout (A transposed, B not) is used in place
+// rather than packed when the other side is at most this many rows or columns:
+// each packed value would serve only a few tiles, and packing cost as much as
+// the multiply (thin layers). Larger products pack, for cache and TLB locality.
+constexpr int64_t kDirectMax = 64;
+
 // Per-thread, grow-only, 64-byte aligned packing buffers.
 struct PackBuffer {
   struct Free {
@@ -175,6 +181,10 @@ void run(const KernelSet& set, int team, bool trans_a, bool trans_b, int64_t m, 
       const int64_t pc = s * k / slices, kc = (s + 1) * k / slices - pc;
       const float beta_s = s == 0 ? beta : 1.0f;
       const float* bsrc = trans_b ? b + jc * ldb + pc : b + pc * ldb + jc;
+      // B in place (see Operand) when few rows of A reuse each packed value.
+      const bool direct_b = !trans_b && nc % ks.nr == 0 && m <= kDirectMax;
+      const gemm_detail::Operand bop = direct_b ? gemm_detail::Operand{bsrc, ks.nr, ldb}
+                                                : gemm_detail::Operand{bp, kc * ks.nr, ks.nr};
       // Column splits of each row block when there are fewer blocks than threads.
       const int64_t splits =
           std::min<int64_t>(panels, std::max<int64_t>(1, ceil_div(team, mblocks_all)));
@@ -185,22 +195,27 @@ void run(const KernelSet& set, int team, bool trans_a, bool trans_b, int64_t m, 
         const int64_t ic = ib * ks.mc, mc = std::min(ks.mc, m - ic);
         const int64_t p0 = js * panels / splits, p1 = (js + 1) * panels / splits;
         if (p0 == p1) return;
-        float* ap = a_buffer(ceil_div(mc, ks.mr) * ks.mr * kc);
         const float* asrc = trans_a ? a + pc * lda + ic : a + ic * lda + pc;
-        pack_a(asrc, lda, trans_a, mc, kc, ap);
+        gemm_detail::Operand aop{asrc, ks.mr, lda};
+        if (!(trans_a && mc % ks.mr == 0 && n <= kDirectMax)) {
+          float* ap = a_buffer(ceil_div(mc, ks.mr) * ks.mr * kc);
+          pack_a(asrc, lda, trans_a, mc, kc, ap);
+          aop = {ap, kc * ks.mr, ks.mr};
+        }
         const int64_t j0 = p0 * ks.nr, j1 = std::min(nc, p1 * ks.nr);
-        ks.macro(mc, j1 - j0, kc, ap, bp + p0 * kc * ks.nr, c + ic * ldc + jc + j0, ldc, alpha,
-                 beta_s);
+        gemm_detail::Operand bj = bop;
+        bj.data += p0 * bop.panel;
+        ks.macro(mc, j1 - j0, kc, aop, bj, c + ic * ldc + jc + j0, ldc, alpha, beta_s);
       };
       if (t <= 1) {
-        pack_b(bsrc, ldb, !trans_b, nc, kc, bp);
+        if (!direct_b) pack_b(bsrc, ldb, !trans_b, nc, kc, bp);
         for (int64_t item = 0; item < items; ++item) work(item);
       } else {
 #pragma omp parallel num_threads(t)
         {
           // B's panels are packed by all threads, then shared.
 #pragma omp for schedule(static)
-          for (int64_t p = 0; p < panels; ++p) {
+          for (int64_t p = 0; p < (direct_b ? 0 : panels); ++p) {
             const int64_t j = p * ks.nr, cols = std::min<int64_t>(ks.nr, nc - j);
             pack_b(trans_b ? bsrc + j * ldb : bsrc + j, ldb, !trans_b, cols, kc,
                    bp + p * kc * ks.nr);

@@ -8,11 +8,21 @@
 
 namespace st::cpu::gemm_detail {
 
-// C[mc, nc] (ldc) = alpha * Ap Bp + beta * C for one packed block: Ap holds
-// ceil(mc / mr) panels of kc x mr (row i of the panel at p * mr + i), Bp
-// ceil(nc / nr) panels of kc x nr, both zero-padded. beta == 0 does not read C.
-using MacroKernel = void (*)(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp,
-                             float* c, int64_t ldc, float alpha, float beta);
+// One operand of a block product: panel r (mr rows of A or nr columns of B)
+// starts at data + r * panel, and its values for k = p + 1 lie `step` floats
+// after those for k = p. Packed panels have step mr (nr) and panel kc * mr
+// (kc * nr); an operand already laid out that way in memory (A transposed, B
+// not, full panels only) is used in place with step lda (ldb) and panel mr (nr).
+struct Operand {
+  const float* data;
+  int64_t panel, step;
+};
+
+// C[mc, nc] (ldc) = alpha * A B + beta * C for one block: A has ceil(mc / mr)
+// panels, B ceil(nc / nr), each kc deep; rows and columns of partial panels
+// past mc and nc are read but not stored. beta == 0 does not read C.
+using MacroKernel = void (*)(int64_t mc, int64_t nc, int64_t kc, Operand a, Operand b, float* c,
+                             int64_t ldc, float alpha, float beta);
 
 // A register block (mr x nr tile of C) and its rows per cache block.
 struct Block {

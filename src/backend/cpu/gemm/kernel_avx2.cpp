@@ -19,8 +19,9 @@ __m256i lane_mask(int n) {
 }
 
 template <int kMr, int kNv>
-inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, const float* b,
-                                                 float* c, int64_t ldc, int m, int n, float alpha,
+inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, int64_t a_step,
+                                                 const float* b, int64_t b_step, float* c,
+                                                 int64_t ldc, int m, int n, float alpha,
                                                  float beta) {
   constexpr int kNr = 8 * kNv;
   __m256 acc[kMr][kNv];
@@ -28,7 +29,7 @@ inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, con
   for (int i = 0; i < kMr; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < kNv; ++v) acc[i][v] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p, a += kMr, b += kNr) {
+  for (int64_t p = 0; p < kc; ++p, a += a_step, b += b_step) {
     __m256 bv[kNv];
 #pragma GCC unroll 2
     for (int v = 0; v < kNv; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
@@ -70,13 +71,13 @@ inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, con
   }
 }
 
-void macro_wide(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
-                int64_t ldc, float alpha, float beta) {
+void macro_wide(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, float* c, int64_t ldc,
+                float alpha, float beta) {
   macro_loop<6, 16>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro<6, 2>);
 }
 
-void macro_narrow(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
-                  int64_t ldc, float alpha, float beta) {
+void macro_narrow(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, float* c, int64_t ldc,
+                  float alpha, float beta) {
   macro_loop<12, 8>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro<12, 1>);
 }
 

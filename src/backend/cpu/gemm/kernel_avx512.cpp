@@ -18,16 +18,16 @@ __mmask16 lane_mask(int n) {
 }
 
 template <int kMr, int kNv>
-inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, const float* b,
-                                                 float* c, int64_t ldc, int m, int n, float alpha,
+inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, int64_t a_step,
+                                                 const float* b, int64_t b_step, float* c,
+                                                 int64_t ldc, int m, int n, float alpha,
                                                  float beta) {
-  constexpr int kNr = 16 * kNv;
   __m512 acc[kMr][kNv];
 #pragma GCC unroll 12
   for (int i = 0; i < kMr; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < kNv; ++v) acc[i][v] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p, a += kMr, b += kNr) {
+  for (int64_t p = 0; p < kc; ++p, a += a_step, b += b_step) {
     __m512 bv[kNv];
 #pragma GCC unroll 2
     for (int v = 0; v < kNv; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
@@ -55,13 +55,13 @@ inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, con
   }
 }
 
-void macro_wide(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
-                int64_t ldc, float alpha, float beta) {
+void macro_wide(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, float* c, int64_t ldc,
+                float alpha, float beta) {
   macro_loop<8, 32>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro<8, 2>);
 }
 
-void macro_narrow(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
-                  int64_t ldc, float alpha, float beta) {
+void macro_narrow(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, float* c, int64_t ldc,
+                  float alpha, float beta) {
   macro_loop<12, 16>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro<12, 1>);
 }
 

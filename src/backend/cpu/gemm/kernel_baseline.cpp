@@ -21,13 +21,14 @@ inline void store(float* p, v4 v) {
   *reinterpret_cast<v4u*>(p) = v;
 }
 
-inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, const float* b,
-                                                 float* c, int64_t ldc, int m, int n, float alpha,
+inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, int64_t a_step,
+                                                 const float* b, int64_t b_step, float* c,
+                                                 int64_t ldc, int m, int n, float alpha,
                                                  float beta) {
   v4 acc[kMr][2];
 #pragma GCC unroll 6
   for (int i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = v4{0, 0, 0, 0};
-  for (int64_t p = 0; p < kc; ++p, a += kMr, b += kNr) {
+  for (int64_t p = 0; p < kc; ++p, a += a_step, b += b_step) {
     const v4 b0 = load(b), b1 = load(b + 4);
 #pragma GCC unroll 6
     for (int i = 0; i < kMr; ++i) {
@@ -60,8 +61,8 @@ inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, con
   }
 }
 
-void macro(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
-           int64_t ldc, float alpha, float beta) {
+void macro(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, float* c, int64_t ldc,
+           float alpha, float beta) {
   macro_loop<kMr, kNr>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro);
 }
 
