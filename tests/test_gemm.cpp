@@ -125,6 +125,8 @@ TEST_CASE("sgemm across cache blocks and register block widths - with several th
     check_product(isa, {131, 67, 517, true, true, 1.0f, 1.0f}, 2);
     check_product(isa, {9, 2053, 260, false, true, 1.0f, 0.0f}, 3);
     check_product(isa, {257, 45, 300, true, false, 1.0f, 0.0f}, 3);
+    // Above the threshold for threads (2^24 multiply-adds), split unevenly.
+    check_product(isa, {263, 301, 259, false, true, 1.0f, 1.0f}, 3);
     // Whole register panels with a small other side: A transposed and B not are
     // used in place, unpacked, across several K slices.
     for (int64_t m : {12, 24, 48})

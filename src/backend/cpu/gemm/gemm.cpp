@@ -35,8 +35,10 @@ using gemm_detail::KernelSet;
 using gemm_detail::MacroKernel;
 
 // Multiply-adds below which a GEMM called outside a parallel region stays on
-// one thread: the fork costs more than it saves.
-constexpr int64_t kMinParallelWork = int64_t{1} << 21;
+// one thread: the fork and the barriers cost more than they save, and far
+// more on a loaded machine, where a descheduled thread holds the others at
+// every barrier (the same threshold as the F64 linear layers' OpenBLAS guard).
+constexpr int64_t kMinParallelWork = int64_t{1} << 24;
 
 // An operand already in panel layout (A transposed, B not) is used in place
 // rather than packed when the other side is at most this many rows or columns:
@@ -85,7 +87,7 @@ void pack_panels(const float* x, int64_t ld, bool trans, int64_t rows, int64_t k
         const float* src = x + p * ld + r0;
         float* d = dst + p * R;
         if (rb == R) {
-          for (int i = 0; i < R; ++i) d[i] = src[i];
+          std::memcpy(d, src, R * sizeof(float));  // vector moves: src and d may not alias
         } else {
           for (int64_t i = 0; i < rb; ++i) d[i] = src[i];
           for (int64_t i = rb; i < R; ++i) d[i] = 0.0f;

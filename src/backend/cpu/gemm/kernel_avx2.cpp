@@ -18,6 +18,40 @@ __m256i lane_mask(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), iota);
 }
 
+// C = alpha * tile + beta * C for the top-left m x n of an mr x nr tile. Out
+// of line, so that its constants do not take registers from the
+// accumulators of the k loop (16 ymm registers: 12 accumulators, a broadcast).
+template <int kMr, int kNv>
+__attribute__((noinline)) void store_tile(const float* tile, float* c, int64_t ldc, int m, int n,
+                                          float alpha, float beta) {
+  constexpr int kNr = 8 * kNv;
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  if (n == kNr) {
+    for (int i = 0; i < m; ++i) {
+      float* row = c + i * ldc;
+#pragma GCC unroll 2
+      for (int v = 0; v < kNv; ++v) {
+        __m256 r = _mm256_mul_ps(va, _mm256_load_ps(tile + i * kNr + 8 * v));
+        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8 * v), r);
+        _mm256_storeu_ps(row + 8 * v, r);
+      }
+    }
+    return;
+  }
+  __m256i mask[kNv];
+#pragma GCC unroll 2
+  for (int v = 0; v < kNv; ++v) mask[v] = lane_mask(n - 8 * v);
+  for (int i = 0; i < m; ++i) {
+    float* row = c + i * ldc;
+#pragma GCC unroll 2
+    for (int v = 0; v < kNv; ++v) {
+      __m256 r = _mm256_mul_ps(va, _mm256_load_ps(tile + i * kNr + 8 * v));
+      if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8 * v, mask[v]), r);
+      _mm256_maskstore_ps(row + 8 * v, mask[v], r);
+    }
+  }
+}
+
 template <int kMr, int kNv>
 inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, int64_t a_step,
                                                  const float* b, int64_t b_step, float* c,
@@ -40,35 +74,12 @@ inline __attribute__((always_inline)) void micro(int64_t kc, const float* a, int
       for (int v = 0; v < kNv; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
     }
   }
-  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  if (n == kNr) {
+  alignas(32) float tile[kMr * kNr];
 #pragma GCC unroll 12
-    for (int i = 0; i < kMr; ++i) {
-      if (i >= m) break;
-      float* row = c + i * ldc;
+  for (int i = 0; i < kMr; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < kNv; ++v) {
-        __m256 r = _mm256_mul_ps(va, acc[i][v]);
-        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8 * v), r);
-        _mm256_storeu_ps(row + 8 * v, r);
-      }
-    }
-    return;
-  }
-  __m256i mask[kNv];
-#pragma GCC unroll 2
-  for (int v = 0; v < kNv; ++v) mask[v] = lane_mask(n - 8 * v);
-#pragma GCC unroll 12
-  for (int i = 0; i < kMr; ++i) {
-    if (i >= m) break;
-    float* row = c + i * ldc;
-#pragma GCC unroll 2
-    for (int v = 0; v < kNv; ++v) {
-      __m256 r = _mm256_mul_ps(va, acc[i][v]);
-      if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8 * v, mask[v]), r);
-      _mm256_maskstore_ps(row + 8 * v, mask[v], r);
-    }
-  }
+    for (int v = 0; v < kNv; ++v) _mm256_store_ps(tile + i * kNr + 8 * v, acc[i][v]);
+  store_tile<kMr, kNv>(tile, c, ldc, m, n, alpha, beta);
 }
 
 void macro_wide(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, float* c, int64_t ldc,
