@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times the CPU training step of BasicNet in sparsetrain and in PyTorch on the
 # same threads, interleaving the repeats so that both see the same machine load,
-# and prints ms per step for each and the ratio sparsetrain / torch.
+# and prints ms per step for each, the ratio sparsetrain / torch and the CPU
+# kernel set sparsetrain used.
 #
 #   scripts/bench_cpu_vs_torch.sh [--threads N] [--repeats R] [--steps S] [--width W] [--batch B]
 #                                 [--wait-policy passive|active]
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --width) width="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
     --wait-policy) export OMP_WAIT_POLICY="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench_cpu_vs_torch: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -51,8 +52,11 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
+kernels=unknown
 for r in $(seq 1 "$repeats"); do
-  st=$("$binary" bench "${common[@]}" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step_median"])')
+  st_json=$("$binary" bench "${common[@]}")
+  kernels=$(echo "$st_json" | "$python" -c 'import json,sys; print(json.load(sys.stdin).get("cpu_kernels", "unknown"))')
+  st=$(echo "$st_json" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step_median"])')
   pt=$("$python" scripts/bench_torch_cpu.py "${common[@]}" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step_median"])')
   printf 'repeat %d: sparsetrain %8.1f ms/step   torch %8.1f ms/step   (load %s)\n' \
     "$r" "$st" "$pt" "$(cut -d' ' -f1 /proc/loadavg)"
@@ -60,6 +64,7 @@ for r in $(seq 1 "$repeats"); do
 done
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+echo "== sparsetrain cpu kernels: $kernels"
 "$python" - "$results" "$threads" "$batch" "$width" <<'EOF'
 import statistics, sys
 rows = [tuple(map(float, line.split())) for line in open(sys.argv[1])]

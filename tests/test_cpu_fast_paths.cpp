@@ -1,4 +1,5 @@
-// The CPU backend's fast paths against direct double-precision loops:
+// The CPU backend's fast paths against direct double-precision loops, on every
+// GEMM kernel set this CPU supports:
 // Winograd F(2x2, 3x3) convolution (odd sizes, every padding it takes, batches
 // that split into uneven image groups), grouped im2col lowering, the 2x2
 // max-pool path (ties, NaN, -inf; backward against the scatter), and batch norm on planes long
@@ -9,6 +10,7 @@
 #include <limits>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm/gemm.h"
 #include "ops_test_util.h"
 
 using namespace st;
@@ -84,6 +86,12 @@ const Case kCases[] = {
     {{7, 3, 6, 6}, 5, geom(3, 3, 2, 2, 1, 1), "im2col, strided groups"},
     {{11, 5, 3, 4}, 6, geom(2, 3, 1, 2, 1, 0), "im2col, uneven kernel"},
     {{6, 16, 3, 3}, 8, geom(1, 1, 1, 1, 0, 0), "pointwise"},
+    // Thin layers (what skipping dead filters leaves): channel counts around
+    // the GEMM register blocks' widths (8, 16, 32) and not multiples of them.
+    {{5, 17, 9, 7}, 9, geom(3, 3, 1, 1, 1, 1), "im2col, 9 filters"},
+    {{4, 16, 8, 8}, 17, geom(3, 3, 1, 1, 1, 1), "winograd, 16 -> 17"},
+    {{3, 33, 6, 6}, 16, geom(3, 3, 1, 1, 1, 1), "winograd, 33 -> 16"},
+    {{2, 8, 12, 12}, 33, geom(3, 3, 1, 1, 1, 1), "im2col, 8 -> 33"},
 };
 
 }  // namespace
@@ -91,54 +99,82 @@ const Case kCases[] = {
 TEST_CASE("conv2d fast paths match direct loops", "[ops][fastpath]") {
   auto be = make_cpu_backend();
   const int saved = cpu_threads();
-  for (int threads : {1, 2, 3}) {
-    set_cpu_threads(threads);
-    for (DType dt : {DType::F32, DType::F64}) {
-      const double tol = dt == DType::F64 ? 1e-12 : 1e-5;
-      for (const Case& k : kCases) {
-        INFO(k.path << ": x " << shape_str(k.x) << " o " << k.o << " " << geom_str(k.g) << " "
-                    << dtype_name(dt) << ", " << threads << " threads");
-        Tensor x = random_tensor(k.x, dt, 21);
-        Tensor w = random_tensor({k.o, k.x[1], k.g.kh, k.g.kw}, dt, 22);
-        Tensor b = random_tensor({k.o}, dt, 23);
-        const Shape ys{k.x[0], k.o, k.g.out_h(k.x[2]), k.g.out_w(k.x[3])};
-        Tensor y(ys, dt), dy = random_tensor(ys, dt, 24);
-        Tensor dx(x.shape(), dt), dw(w.shape(), dt), db(b.shape(), dt);
-        const ConvRef ref = direct_conv(x, w, b, dy, k.g);
+  for (cpu::Isa isa : cpu::supported_isas()) {
+    cpu::ScopedIsa kernels(isa);
+    for (int threads : {1, 2, 3}) {
+      set_cpu_threads(threads);
+      // F64 runs on OpenBLAS whatever the kernel set: once is enough.
+      for (DType dt : {DType::F32, DType::F64}) {
+        if (dt == DType::F64 && isa != cpu::best_isa()) continue;
+        const double tol = dt == DType::F64 ? 1e-12 : 1e-5;
+        for (const Case& k : kCases) {
+          INFO(k.path << ": x " << shape_str(k.x) << " o " << k.o << " " << geom_str(k.g) << " "
+                      << dtype_name(dt) << ", " << threads << " threads, kernels "
+                      << cpu::isa_name(isa));
+          Tensor x = random_tensor(k.x, dt, 21);
+          Tensor w = random_tensor({k.o, k.x[1], k.g.kh, k.g.kw}, dt, 22);
+          Tensor b = random_tensor({k.o}, dt, 23);
+          const Shape ys{k.x[0], k.o, k.g.out_h(k.x[2]), k.g.out_w(k.x[3])};
+          Tensor y(ys, dt), dy = random_tensor(ys, dt, 24);
+          Tensor dx(x.shape(), dt), dw(w.shape(), dt), db(b.shape(), dt);
+          const ConvRef ref = direct_conv(x, w, b, dy, k.g);
 
-        be->conv2d_forward(x, w, &b, k.g, y);
-        be->conv2d_backward(x, w, dy, k.g, &dx, dw, &db);
-        CHECK(scaled_diff(y, ref.y) < tol);
-        CHECK(scaled_diff(dx, ref.dx) < tol);
-        CHECK(scaled_diff(dw, ref.dw) < tol);
-        CHECK(scaled_diff(db, ref.db) < tol);
+          be->conv2d_forward(x, w, &b, k.g, y);
+          be->conv2d_backward(x, w, dy, k.g, &dx, dw, &db);
+          CHECK(scaled_diff(y, ref.y) < tol);
+          CHECK(scaled_diff(dx, ref.dx) < tol);
+          CHECK(scaled_diff(dw, ref.dw) < tol);
+          CHECK(scaled_diff(db, ref.db) < tol);
 
-        // No bias, no dx; outputs start from garbage to catch unwritten elements.
-        Tensor y2 = random_tensor(ys, dt, 25, 1e3, 2e3), dw2 = random_tensor(w.shape(), dt, 26);
-        be->conv2d_forward(x, w, nullptr, k.g, y2);
-        be->conv2d_backward(x, w, dy, k.g, nullptr, dw2, nullptr);
-        std::vector<double> y_nobias = ref.y;
-        const int64_t plane = ys[2] * ys[3];
-        const auto bv = b.to_vector_f64();
-        for (std::size_t i = 0; i < y_nobias.size(); ++i) y_nobias[i] -= bv[(i / plane) % k.o];
-        CHECK(scaled_diff(y2, y_nobias) < tol);
-        CHECK(scaled_diff(dw2, ref.dw) < tol);
+          // No bias, no dx; outputs start from garbage to catch unwritten elements.
+          Tensor y2 = random_tensor(ys, dt, 25, 1e3, 2e3), dw2 = random_tensor(w.shape(), dt, 26);
+          be->conv2d_forward(x, w, nullptr, k.g, y2);
+          be->conv2d_backward(x, w, dy, k.g, nullptr, dw2, nullptr);
+          std::vector<double> y_nobias = ref.y;
+          const int64_t plane = ys[2] * ys[3];
+          const auto bv = b.to_vector_f64();
+          for (std::size_t i = 0; i < y_nobias.size(); ++i) y_nobias[i] -= bv[(i / plane) % k.o];
+          CHECK(scaled_diff(y2, y_nobias) < tol);
+          CHECK(scaled_diff(dw2, ref.dw) < tol);
+        }
       }
     }
   }
   set_cpu_threads(saved);
 }
 
-TEST_CASE("Winograd backward-weight is bitwise reproducible", "[ops][fastpath]") {
+TEST_CASE("convolutions are bitwise reproducible for a thread count and kernel set",
+          "[ops][fastpath]") {
   auto be = make_cpu_backend();
-  const ConvGeom g = geom(3, 3, 1, 1, 1, 1);
-  Tensor x = random_tensor({13, 16, 6, 6}, DType::F32, 31);
-  Tensor w = random_tensor({24, 16, 3, 3}, DType::F32, 32);
-  Tensor dy = random_tensor({13, 24, 6, 6}, DType::F32, 33);
-  Tensor dw1(w.shape(), DType::F32), dw2(w.shape(), DType::F32), dx(x.shape(), DType::F32);
-  be->conv2d_backward(x, w, dy, g, &dx, dw1, nullptr);
-  be->conv2d_backward(x, w, dy, g, &dx, dw2, nullptr);
-  REQUIRE(dw1.to_vector_f32() == dw2.to_vector_f32());
+  const int saved = cpu_threads();
+  // Winograd, and im2col with a thin layer.
+  for (const Case& k : {Case{{13, 16, 6, 6}, 24, geom(3, 3, 1, 1, 1, 1), "winograd"},
+                        Case{{13, 8, 9, 9}, 12, geom(3, 3, 1, 1, 1, 1), "im2col"}}) {
+    Tensor x = random_tensor(k.x, DType::F32, 31);
+    Tensor w = random_tensor({k.o, k.x[1], 3, 3}, DType::F32, 32);
+    const Shape ys{k.x[0], k.o, k.x[2], k.x[3]};
+    Tensor dy = random_tensor(ys, DType::F32, 33);
+    for (cpu::Isa isa : cpu::supported_isas()) {
+      cpu::ScopedIsa kernels(isa);
+      for (int threads : {1, 2, 3}) {
+        INFO(k.path << ", kernels " << cpu::isa_name(isa) << ", " << threads << " threads");
+        set_cpu_threads(threads);
+        std::vector<float> first[3];
+        for (int run = 0; run < 2; ++run) {
+          Tensor y(ys, DType::F32), dx(x.shape(), DType::F32), dw(w.shape(), DType::F32);
+          be->conv2d_forward(x, w, nullptr, k.g, y);
+          be->conv2d_backward(x, w, dy, k.g, &dx, dw, nullptr);
+          const std::vector<float> out[3] = {y.to_vector_f32(), dx.to_vector_f32(),
+                                             dw.to_vector_f32()};
+          for (int i = 0; i < 3; ++i) {
+            if (run == 0) first[i] = out[i];
+            CHECK(out[i] == first[i]);
+          }
+        }
+      }
+    }
+  }
+  set_cpu_threads(saved);
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm/gemm.h"
 #include "ops_test_util.h"
 #include "tensor/random.h"
 
@@ -84,33 +85,39 @@ TEST_CASE("conv2d forward and backward match direct loops", "[ops]") {
   auto be = make_cpu_backend();
   const int saved_threads = cpu_threads();
   // One thread, and three: an uneven split of the batch across threads.
-  for (int threads : {1, 3}) {
-    set_cpu_threads(threads);
-    for (DType dt : {F32, F64}) {
-      for (const ConvCase& k : kConvCases) {
-        INFO("conv x " << shape_str(k.x) << " o " << k.o << " " << geom_str(k.g) << " "
-                       << dtype_name(dt) << ", " << threads << " threads");
-        Tensor x = random_tensor(k.x, dt, 1);
-        Tensor w = random_tensor({k.o, k.x[1], k.g.kh, k.g.kw}, dt, 2);
-        Tensor b = random_tensor({k.o}, dt, 3);
-        const Shape ys{k.x[0], k.o, k.g.out_h(k.x[2]), k.g.out_w(k.x[3])};
-        Tensor y(ys, dt), dy = random_tensor(ys, dt, 4);
-        Tensor dx(x.shape(), dt), dw(w.shape(), dt), db(b.shape(), dt);
-        be->conv2d_forward(x, w, &b, k.g, y);
-        be->conv2d_backward(x, w, dy, k.g, &dx, dw, &db);
-        const ConvRef ref = naive_conv(x, w, &b, dy, k.g);
-        CHECK(diff_to(y, ref.y) < tolerance(dt));
-        CHECK(diff_to(dx, ref.dx) < tolerance(dt));
-        CHECK(diff_to(dw, ref.dw) < tolerance(dt));
-        CHECK(diff_to(db, ref.db) < tolerance(dt));
+  // F32 on every GEMM kernel set; F64 runs on OpenBLAS, once.
+  for (cpu::Isa isa : cpu::supported_isas()) {
+    cpu::ScopedIsa kernels(isa);
+    for (int threads : {1, 3}) {
+      set_cpu_threads(threads);
+      for (DType dt : {F32, F64}) {
+        if (dt == F64 && isa != cpu::best_isa()) continue;
+        for (const ConvCase& k : kConvCases) {
+          INFO("conv x " << shape_str(k.x) << " o " << k.o << " " << geom_str(k.g) << " "
+                         << dtype_name(dt) << ", " << threads << " threads, kernels "
+                         << cpu::isa_name(isa));
+          Tensor x = random_tensor(k.x, dt, 1);
+          Tensor w = random_tensor({k.o, k.x[1], k.g.kh, k.g.kw}, dt, 2);
+          Tensor b = random_tensor({k.o}, dt, 3);
+          const Shape ys{k.x[0], k.o, k.g.out_h(k.x[2]), k.g.out_w(k.x[3])};
+          Tensor y(ys, dt), dy = random_tensor(ys, dt, 4);
+          Tensor dx(x.shape(), dt), dw(w.shape(), dt), db(b.shape(), dt);
+          be->conv2d_forward(x, w, &b, k.g, y);
+          be->conv2d_backward(x, w, dy, k.g, &dx, dw, &db);
+          const ConvRef ref = naive_conv(x, w, &b, dy, k.g);
+          CHECK(diff_to(y, ref.y) < tolerance(dt));
+          CHECK(diff_to(dx, ref.dx) < tolerance(dt));
+          CHECK(diff_to(dw, ref.dw) < tolerance(dt));
+          CHECK(diff_to(db, ref.db) < tolerance(dt));
 
-        // Without a bias, and without dx (the first layer's case).
-        be->conv2d_forward(x, w, nullptr, k.g, y);
-        Tensor dw2(w.shape(), dt);
-        be->conv2d_backward(x, w, dy, k.g, nullptr, dw2, nullptr);
-        const ConvRef nobias = naive_conv(x, w, nullptr, dy, k.g);
-        CHECK(diff_to(y, nobias.y) < tolerance(dt));
-        CHECK(diff_to(dw2, ref.dw) < tolerance(dt));
+          // Without a bias, and without dx (the first layer's case).
+          be->conv2d_forward(x, w, nullptr, k.g, y);
+          Tensor dw2(w.shape(), dt);
+          be->conv2d_backward(x, w, dy, k.g, nullptr, dw2, nullptr);
+          const ConvRef nobias = naive_conv(x, w, nullptr, dy, k.g);
+          CHECK(diff_to(y, nobias.y) < tolerance(dt));
+          CHECK(diff_to(dw2, ref.dw) < tolerance(dt));
+        }
       }
     }
   }
@@ -231,20 +238,44 @@ TEST_CASE("average pooling counts padding in the divisor", "[ops]") {
   CHECK(std::abs(gy.to_vector_f64()[1] - s / 35) < 1e-14);
 }
 
-TEST_CASE("linear forward matches direct loops", "[ops]") {
+TEST_CASE("linear forward and backward match direct loops on every kernel set", "[ops]") {
   auto be = make_cpu_backend();
-  for (DType dt : {F32, F64}) {
-    Tensor x = random_tensor({3, 4}, dt, 19), w = random_tensor({2, 4}, dt, 20);
-    Tensor b = random_tensor({2}, dt, 21), y({3, 2}, dt);
-    be->linear_forward(x, w, &b, y);
-    const auto xv = x.to_vector_f64(), wv = w.to_vector_f64(), bv = b.to_vector_f64();
-    std::vector<double> ref(6);
-    for (int r = 0; r < 3; ++r)
-      for (int o = 0; o < 2; ++o) {
-        ref[r * 2 + o] = bv[o];
-        for (int i = 0; i < 4; ++i) ref[r * 2 + o] += xv[r * 4 + i] * wv[o * 4 + i];
+  struct Dims {
+    int64_t n, in, out;
+  };
+  // The classifier's shape, and sizes that are not multiples of the register blocks.
+  for (const Dims& s : {Dims{3, 4, 2}, Dims{64, 512, 10}, Dims{17, 33, 7}, Dims{1, 100, 17}}) {
+    for (cpu::Isa isa : cpu::supported_isas()) {
+      cpu::ScopedIsa kernels(isa);
+      for (DType dt : {F32, F64}) {
+        INFO("linear " << s.n << " x " << s.in << " -> " << s.out << " " << dtype_name(dt)
+                       << ", kernels " << cpu::isa_name(isa));
+        Tensor x = random_tensor({s.n, s.in}, dt, 19), w = random_tensor({s.out, s.in}, dt, 20);
+        Tensor b = random_tensor({s.out}, dt, 21), y({s.n, s.out}, dt);
+        Tensor dy = random_tensor({s.n, s.out}, dt, 22);
+        Tensor dx({s.n, s.in}, dt), dw({s.out, s.in}, dt), db({s.out}, dt);
+        be->linear_forward(x, w, &b, y);
+        be->linear_backward(x, w, dy, &dx, dw, &db);
+        const auto xv = x.to_vector_f64(), wv = w.to_vector_f64(), bv = b.to_vector_f64(),
+                   dyv = dy.to_vector_f64();
+        std::vector<double> ry(s.n * s.out), rdx(s.n * s.in, 0.0), rdw(s.out * s.in, 0.0),
+            rdb(s.out, 0.0);
+        for (int64_t r = 0; r < s.n; ++r)
+          for (int64_t o = 0; o < s.out; ++o) {
+            ry[r * s.out + o] = bv[o];
+            rdb[o] += dyv[r * s.out + o];
+            for (int64_t i = 0; i < s.in; ++i) {
+              ry[r * s.out + o] += xv[r * s.in + i] * wv[o * s.in + i];
+              rdx[r * s.in + i] += dyv[r * s.out + o] * wv[o * s.in + i];
+              rdw[o * s.in + i] += dyv[r * s.out + o] * xv[r * s.in + i];
+            }
+          }
+        CHECK(diff_to(y, ry) < tolerance(dt));
+        CHECK(diff_to(dx, rdx) < tolerance(dt));
+        CHECK(diff_to(dw, rdw) < tolerance(dt));
+        CHECK(diff_to(db, rdb) < tolerance(dt));
       }
-    CHECK(diff_to(y, ref) < tolerance(dt));
+    }
   }
 }
 

@@ -17,6 +17,8 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/denormals.h"
+#include "backend/cpu/gemm/gemm_bench.h"
+#include "backend/cpu/layer_bench.h"
 #include "cli/bench_profile.h"
 #include "config/experiment.h"
 #include "data/loader.h"
@@ -363,6 +365,7 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   j["input"] = {o.channels, o.size, o.size};
   j["classes"] = o.classes;
   j["device"] = backend.name();
+  if (backend.device() == Device::CPU) j["cpu_kernels"] = cpu::cpu_kernel_description();
   j["precision"] = o.precision;
   j["data"] = o.resident ? "resident" : "loader";
   j["threads"] = threads;
@@ -410,6 +413,7 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   s << "\n";
   s << std::fixed << std::setprecision(1);
   s << "device " << backend.name() << " (" << o.precision << ")";
+  if (backend.device() == Device::CPU) s << ", cpu kernels " << cpu::cpu_kernel_description();
   if (threads) s << ", " << threads << " threads";
   s << (o.resident ? ", data resident on the device" : ", data from the loader");
   s << ", load average " << load_average();
@@ -431,9 +435,32 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
       << " % of the time waiting for batches\n";
   s << "  loss       " << std::setprecision(4) << r.first_loss << " -> " << r.last_loss << "\n"
     << std::setprecision(1);
-  if (gemm)
-    s << "  sgemm 1024^3: " << gemm->median_gflops << " GFLOP/s (best " << gemm->best_gflops
-      << "); the step reaches " << 100 * gflops / gemm->median_gflops << " % of it\n";
+  if (gemm) {
+    s << "  OpenBLAS sgemm 1024^3: " << gemm->median_gflops << " GFLOP/s (best "
+      << gemm->best_gflops << "); the step reaches " << 100 * gflops / gemm->median_gflops
+      << " % of it\n";
+    // The engine's own GEMM against OpenBLAS, side by side, at 1024^3 and the step's shapes.
+    const auto shapes = cpu::bench_gemm(cpu::step_gemm_shapes(), cpu::active_isa(), threads, 7);
+    s << cpu::format_gemm_timings(shapes);
+    for (const cpu::GemmTiming& g : shapes)
+      j["sgemm_shapes"].push_back({{"what", g.shape.what},
+                                   {"m", g.shape.m},
+                                   {"n", g.shape.n},
+                                   {"k", g.shape.k},
+                                   {"ours_gflops", g.ours_gflops},
+                                   {"openblas_gflops", g.openblas_gflops}});
+  }
+  if (o.layers && backend.device() == Device::CPU) {
+    const auto layers = cpu::bench_conv_layers(cpu::conv_layer_shapes(), o.batch, 5);
+    s << cpu::format_conv_layer_timings(layers);
+    for (const cpu::ConvLayerTiming& l : layers)
+      j["conv_layers"].push_back({{"c", l.shape.c},
+                                  {"o", l.shape.o},
+                                  {"hw", l.shape.hw},
+                                  {"thin", l.shape.thin},
+                                  {"forward_gflops", l.forward_gflops},
+                                  {"backward_gflops", l.backward_gflops}});
+  }
   if (profiler) {
     const double steps = static_cast<double>(r.step_seconds.size());
     const double step_s = r.total_seconds / steps;
@@ -480,6 +507,7 @@ void run_dead_sweep(const BenchOptions& o, Backend& backend, std::ostream& out) 
   j["batch"] = o.batch;
   j["input"] = {o.channels, o.size, o.size};
   j["device"] = backend.name();
+  if (backend.device() == Device::CPU) j["cpu_kernels"] = cpu::cpu_kernel_description();
   j["precision"] = o.precision;
   j["data"] = o.resident ? "resident" : "loader";
   j["threads"] = backend.device() == Device::CPU ? cpu_threads() : 0;
@@ -491,6 +519,7 @@ void run_dead_sweep(const BenchOptions& o, Backend& backend, std::ostream& out) 
   std::ostringstream s;
   s << "bench dead-filter sweep: " << o.preset << " width " << o.width << ", batch " << o.batch
     << ", " << o.channels << "x" << o.size << "x" << o.size << ", device " << backend.name()
+    << (backend.device() == Device::CPU ? ", cpu kernels " + cpu::cpu_kernel_description() : "")
     << ", load average " << load_average() << "\n"
     << "dead filters are skipped (the compacted network trains); medians of " << o.rounds
     << " interleaved rounds of " << o.steps << " steps; speed-ups against dead fraction "

@@ -32,6 +32,7 @@ struct BenchOptions {
   int steps = 10;
   int64_t epoch = 0;  // > 0: time one epoch of this many images instead of `steps`
   bool gemm = false;
+  bool layers = false;  // time 3x3 convolutions per layer shape (CPU)
   bool profile = false;
   bool json = false;
   double lr = 1e-3;

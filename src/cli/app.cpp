@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "backend/cpu/gemm/gemm.h"
 #include "cli/commands.h"
 #include "config/config_error.h"
 
@@ -21,11 +22,26 @@ int run_cli(int argc, char** argv) {
   add_export_command(app, run);
   add_report_command(app, run);
   add_bench_command(app, run);
+  std::string cpu_isa;
+  app.add_option("--cpu-isa", cpu_isa,
+                 "CPU kernel set: avx512f, avx2 or baseline (default: the best this CPU runs; "
+                 "also the SPARSETRAIN_ISA variable)");
+  for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  }
+  try {
+    // Resolved before any work, so a bad flag or variable is a usage error.
+    if (!cpu_isa.empty())
+      cpu::select_isa(cpu_isa, "--cpu-isa");
+    else
+      cpu::active_isa();
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
   }
   if (!run) {
     std::cerr << app.help() << "\nerror: nothing to do: give --config FILE or a command\n";

@@ -52,7 +52,11 @@ void add_bench_command(CLI::App& app, CommandRun& run) {
       ->delimiter(',');
   cmd->add_option("--rounds", opts->rounds, "Interleaved rounds of --dead-sweep")
       ->capture_default_str();
-  cmd->add_flag("--gemm", opts->gemm, "Also time OpenBLAS sgemm at 1024^3 as a reference");
+  cmd->add_flag("--gemm", opts->gemm,
+                "Also time OpenBLAS sgemm at 1024^3 as a reference, and the engine's sgemm "
+                "against it at 1024^3 and on the step's shapes");
+  cmd->add_flag("--layers", opts->layers,
+                "Also time 3x3 convolutions per layer shape (GFLOP/s, wide and thin layers)");
   cmd->add_flag("--profile", opts->profile, "Time every backend op and print a breakdown");
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of text");
   cmd->callback([opts, &run] {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm/gemm.h"
 #include "config/override.h"
 #include "io/checkpoint.h"
 #include "nn/layer_json.h"
@@ -395,6 +396,9 @@ void TrainingRun::announce() {
                  std::to_string(filters_total_) + " filters in " +
                  std::to_string(model_->conv_bn_relu_blocks().size()) + " conv-BN-ReLU blocks, " +
                  backend_->name() +
+                 (backend_->device() == Device::CPU
+                      ? " (kernels " + cpu::cpu_kernel_description() + ")"
+                      : std::string()) +
                  (start_epoch_ > 0 ? ", resuming after epoch " + std::to_string(start_epoch_)
                                    : std::string()));
 }

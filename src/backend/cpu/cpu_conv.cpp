@@ -1,12 +1,12 @@
 // Convolution by im2col lowering: receptive fields are unrolled into a
 // [C*kh*kw, OH*OW] matrix per image so that the convolution becomes a GEMM
 // with the [O, C*kh*kw] weight matrix. Images are lowered side by side in
-// groups, so that each GEMM has at least kMinColumns columns: OpenBLAS packs
+// groups, so that each GEMM has at least kMinColumns columns: a GEMM packs
 // the weight matrix on every call, and on deep layers with small planes (16
 // or 64 columns per image) that packing, not the multiply, dominated the
 // per-image GEMMs. Groups are spread over OpenMP threads, each calling a
-// single-threaded GEMM on its own scratch buffers (OpenBLAS's own threads
-// split small GEMMs poorly and stalled under load).
+// single-threaded GEMM (gemm/gemm.h; OpenBLAS for F64) on its own scratch
+// buffers.
 #include <algorithm>
 #include <vector>
 
@@ -99,8 +99,8 @@ int64_t unrolled_rows(const WindowDims& d) {
   return d.c * d.g.kh * d.g.kw;
 }
 
-// GEMM columns below which OpenBLAS's per-call packing of the weights costs
-// more than the multiply gains (measured on BasicNet's 4x4 and 8x8 layers).
+// GEMM columns below which the per-call packing of the weights costs more
+// than the multiply gains (measured on BasicNet's 4x4 and 8x8 layers).
 constexpr int64_t kMinColumns = 256;
 
 // Weight-gradient chunks per thread in the backward (see conv2d_backward).

@@ -14,9 +14,10 @@ constexpr int64_t kBlasThreadsMinWork = int64_t{1} << 24;
 
 }  // namespace
 
-// The classifier's GEMMs are tiny (64 x 512 x 10 in BasicNet) but above
-// OpenBLAS's threading threshold: its worker thread would wake for
-// microseconds of work and then spin, competing with the OpenMP threads.
+// The classifier's GEMMs are tiny (64 x 512 x 10 in BasicNet). In F64 they
+// are above OpenBLAS's threading threshold: its worker thread would wake for
+// microseconds of work and then spin, competing with the OpenMP threads. (The
+// F32 GEMM stays on one thread below its own, larger threshold.)
 template <typename T>
 void linear_forward(const T* x, const T* w, const T* bias, int64_t n, int64_t in, int64_t out,
                     T* y) {

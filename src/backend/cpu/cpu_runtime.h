@@ -1,5 +1,6 @@
-// Building blocks of the CPU kernels: typed GEMM on OpenBLAS, the thread count,
-// a guard against OpenBLAS threads inside OpenMP regions, and reusable scratch.
+// Building blocks of the CPU kernels: typed GEMM (float on the engine's own
+// kernels, double on OpenBLAS for the F64 reference path), the thread count, a
+// guard against OpenBLAS threads inside OpenMP regions, and reusable scratch.
 #pragma once
 
 #include <cblas.h>
@@ -7,19 +8,18 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/cpu/gemm/gemm.h"
+
 namespace st::cpu {
 
 // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
+// Float runs on the engine's kernels (gemm/gemm.h), whichever CPU OpenBLAS
+// detects; double on OpenBLAS, which keeps the F64 reference independent of them.
 // Empty products are skipped, and leading dimensions are kept >= 1 as BLAS demands.
 inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                  int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
-  lda = lda < 1 ? 1 : lda, ldb = ldb < 1 ? 1 : ldb;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
-              c, static_cast<int>(ldc));
+  sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,

@@ -5,7 +5,7 @@
 // input tile, g the 3x3 kernel and "." the element-wise product: 16
 // multiplications per tile and channel pair where the direct form needs 36.
 // Summed over input channels, the 16 element-wise products become 16
-// independent GEMMs, [tiles, C] x [C, O], run on OpenBLAS (the transformed
+// independent GEMMs, [tiles, C] x [C, O], run on gemm/gemm.h (the transformed
 // tiles are kept channel-innermost; see "The data transforms" below).
 //
 // The backward passes are the exact adjoints of that forward map, so they
