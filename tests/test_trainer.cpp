@@ -7,7 +7,7 @@
 #include "config/config_error.h"
 #include "io/checkpoint.h"
 #include "run_helpers.h"
-#include "train/run_dir.h"
+#include "run/run_files.h"
 #include "train/trainer.h"
 
 using namespace st;

@@ -13,16 +13,18 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "config/override.h"
+#include "eval/evaluate.h"
 #include "io/checkpoint.h"
 #include "nn/layer_json.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
+#include "run/run_files.h"
+#include "run/run_state.h"
 #include "sparsity/activation_pass.h"
 #include "tensor/random.h"
 #include "train/experiment_data.h"
 #include "train/filter_skipping.h"
 #include "train/progress.h"
-#include "train/run_dir.h"
 
 namespace st {
 
@@ -35,47 +37,10 @@ std::vector<LayerSpec> model_layers(const ModelConfig& config) {
   return layers_from_json(config.layers, "model.layers");
 }
 
-ExperimentConfig read_run_config(const std::string& run_dir) {
-  RunPaths paths{run_dir};
-  if (!fs::exists(paths.config()))
-    throw ConfigError(run_dir, "", "not a run directory (no config.json)");
-  return parse_experiment(read_json_file(paths.config()), paths.config(), {.check_files = false});
-}
-
 namespace {
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-struct EvalResult {
-  double loss = 0, accuracy = 0;
-  int64_t images = 0;
-};
-
-EvalResult evaluate(Model& model, const data::Dataset& set, const data::Normalization& norm,
-                    int64_t batch_size) {
-  Backend& be = model.backend();
-  data::BatchLoader loader(set, eval_loader_options(batch_size, norm));
-  loader.start_epoch(0);
-  EvalResult r;
-  double loss_sum = 0;
-  int64_t correct = 0;
-  Tensor probs;
-  while (auto batch = loader.next()) {
-    const Tensor& logits = model.forward(batch->images, /*train=*/false);
-    Tensor labels = batch->labels.to(logits.device());
-    if (probs.shape() != logits.shape())
-      probs = Tensor(logits.shape(), DType::F32, logits.device());
-    loss_sum += be.softmax_xent_forward(logits, labels, probs) * static_cast<double>(batch->size());
-    correct += be.count_correct(logits, labels);
-    r.images += batch->size();
-  }
-  if (r.images > 0) {
-    r.loss = loss_sum / static_cast<double>(r.images);
-    r.accuracy = static_cast<double>(correct) / static_cast<double>(r.images);
-  }
-  return r;
 }
 
 Schedule make_schedule(const ExperimentConfig& c) {
@@ -98,44 +63,6 @@ std::set<ParamGroup> regularized_groups(const RegularizationConfig& r) {
 
 json selectivity_json(const SelectivitySummary& s) {
   return {{"live", s.live}, {"mean", s.mean}, {"p10", s.p10}, {"median", s.median}, {"p90", s.p90}};
-}
-
-// `computed`: per block, the channels the trained network computed (null: all of them).
-json filters_json(const std::vector<LayerStats>& stats, const Model& model, const char* source,
-                  int epoch, const StatsThresholds& t, const BlockChannels* computed) {
-  json layers = json::array();
-  const auto& blocks = model.conv_bn_relu_blocks();
-  for (std::size_t i = 0; i < stats.size(); ++i) {
-    const LayerStats& l = stats[i];
-    json filters = json::array();
-    std::vector<bool> skipped(l.filters.size(), computed != nullptr);
-    if (computed)
-      for (int64_t c : computed->at(i)) skipped[c] = false;
-    for (std::size_t f = 0; f < l.filters.size(); ++f) {
-      const FilterStat& fs = l.filters[f];
-      filters.push_back({{"index", f},
-                         {"max_activation", fs.max_activation},
-                         {"gamma", fs.gamma},
-                         {"beta", fs.beta},
-                         {"dead_activation", fs.dead_activation},
-                         {"dead_gamma", fs.dead_gamma},
-                         {"selectivity", fs.selectivity}});
-      if (computed) filters.back()["skipped"] = static_cast<bool>(skipped[f]);
-    }
-    layers.push_back({{"name", l.name},
-                      {"bn", model.specs()[blocks[i].bn].name},
-                      {"relu", model.specs()[blocks[i].relu].name},
-                      {"channels", l.channels},
-                      {"dead_activation", l.dead_activation},
-                      {"dead_gamma", l.dead_gamma},
-                      {"selectivity", selectivity_json(l.selectivity)},
-                      {"filters", filters}});
-  }
-  return {{"source", source},
-          {"epoch", epoch},
-          {"thresholds",
-           {{"activation", t.activation}, {"gamma", t.gamma}, {"selectivity", t.selectivity}}},
-          {"layers", layers}};
 }
 
 // Per-layer counts for metrics.jsonl and the compact line.
@@ -187,65 +114,6 @@ std::string epoch_line(const json& r, int epochs) {
   return s + tail;
 }
 
-void remove_old_run(const RunPaths& p) {
-  for (const std::string& f : {p.metrics(), p.summary(), p.config()}) fs::remove(f);
-  fs::remove_all(p.stats_dir());
-  fs::remove_all(p.checkpoints_dir());
-}
-
-// Keeps the newest `keep` epoch checkpoints (0 keeps all).
-void prune_checkpoints(const RunPaths& p, int keep, int newest_epoch) {
-  if (keep <= 0) return;
-  for (int e = newest_epoch - keep; e >= 1; --e) {
-    if (!fs::exists(p.epoch_checkpoint(e))) break;
-    fs::remove(p.epoch_checkpoint(e));
-  }
-}
-
-// The epoch file is written atomically, then linked into place as last.safetensors
-// (a rename, so a reader never sees a half-written "last").
-void write_checkpoint(const RunPaths& p, int epoch, const Model& model, const Optimizer& opt,
-                      const json& meta, int keep) {
-  const std::string file = p.epoch_checkpoint(epoch);
-  save_checkpoint(file, model, &opt, meta);
-  const std::string tmp = p.last_checkpoint() + ".tmp";
-  fs::remove(tmp);
-  fs::create_hard_link(file, tmp);
-  fs::rename(tmp, p.last_checkpoint());
-  prune_checkpoints(p, keep, epoch);
-}
-
-struct ResolvedRun {
-  ExperimentConfig config;
-  RunPaths paths;
-  bool resuming = false;
-};
-
-ResolvedRun resolve_run(const TrainRequest& req) {
-  ResolvedRun r;
-  if (!req.resume_dir.empty()) {
-    r.resuming = true;
-    r.paths.dir = req.resume_dir;
-    ExperimentConfig saved = read_run_config(req.resume_dir);
-    json raw = req.config_path.empty() ? read_json_file(r.paths.config())
-                                       : read_json_file(req.config_path);
-    apply_overrides(raw, req.overrides);
-    r.config = parse_experiment(raw, req.config_path.empty() ? r.paths.config() : req.config_path);
-    if (!req.force) check_resume_compatible(saved, r.config);
-  } else {
-    if (req.config_path.empty()) throw ConfigError("--config", "", "a config file is required");
-    r.config = load_experiment(req.config_path, req.overrides);
-    r.paths.dir = req.out_dir.empty() ? r.config.output.dir : req.out_dir;
-    if (fs::exists(RunPaths{r.paths.dir}.config()) && !req.force)
-      throw ConfigError("--out", "",
-                        "'" + r.paths.dir + "' already holds a run; continue it with --resume " +
-                            r.paths.dir + ", or overwrite it with --force");
-  }
-  r.config.output.dir = r.paths.dir;
-  if (r.config.training.epochs < 1) throw ConfigError("training.epochs", "", "must be at least 1");
-  return r;
-}
-
 }  // namespace
 
 TrainResult run_training(const TrainRequest& req) {
@@ -281,14 +149,14 @@ TrainResult run_training(const TrainRequest& req) {
 
   int start_epoch = 0;
   double elapsed_before = 0;
-  if (run.resuming && fs::exists(paths.last_checkpoint())) {
-    Checkpoint ck = Checkpoint::load(paths.last_checkpoint());
+  if (run.checkpoint) {
+    const Checkpoint& ck = *run.checkpoint;
     ck.load_model_state(model);
     ck.load_optimizer_state(opt);
-    start_epoch = ck.meta().at("epoch").get<int>();
-    model.set_dropout_calls(ck.meta().at("dropout_calls").get<uint64_t>());
-    elapsed_before = ck.meta().value("elapsed_s", 0.0);
-    if (skipper && ck.meta().contains("skip_dead")) skipper->restore(ck.meta().at("skip_dead"));
+    start_epoch = run.state.epoch;
+    model.set_dropout_calls(run.state.dropout_calls);
+    elapsed_before = run.state.elapsed_s;
+    if (skipper && !run.state.skip_dead.is_null()) skipper->restore(run.state.skip_dead);
   } else if (!run.resuming && req.prepare_model) {
     req.prepare_model(model);
   }
@@ -300,6 +168,7 @@ TrainResult run_training(const TrainRequest& req) {
   fs::create_directories(paths.checkpoints_dir());
   fs::create_directories(paths.stats_dir());
   write_json_atomic(paths.config(), to_json(cfg));
+  for (const std::string& note : run.notes) progress.line("resume: " + note);
 
   int64_t filters_total = 0;
   for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) filters_total += b.channels;
@@ -371,15 +240,15 @@ TrainResult run_training(const TrainRequest& req) {
     const bool eval_due = last_epoch || (epoch + 1) % std::max(1, cfg.training.eval_every) == 0;
     const int64_t eval_batch = std::max<int64_t>(cfg.training.batch_size, 256);
     if (eval_due && data.validation) {
-      EvalResult v = evaluate(net, *data.validation, data.normalization, eval_batch);
+      const EvalResult v = evaluate(net, *data.validation, data.normalization, eval_batch);
       rec["val_loss"] = v.loss;
-      rec["val_acc"] = v.accuracy;
+      rec["val_acc"] = v.accuracy();
     }
     if (eval_due && data.test) {
-      EvalResult t = evaluate(net, *data.test, data.normalization, eval_batch);
+      const EvalResult t = evaluate(net, *data.test, data.normalization, eval_batch);
       rec["test_loss"] = t.loss;
-      rec["test_acc"] = t.accuracy;
-      best_test_acc = std::max(best_test_acc, t.accuracy);
+      rec["test_acc"] = t.accuracy();
+      best_test_acc = std::max(best_test_acc, t.accuracy());
     }
 
     // Statistics, always of the full network: BN scale always; activations from the training
@@ -455,6 +324,8 @@ TrainResult run_training(const TrainRequest& req) {
             filters_json(exact ? exact_stats : train_stats, model,
                          exact ? "exact_eval" : "train_pass", epoch + 1, thresholds, computed);
     }
+    // Before the final checkpoint: a run killed in between redoes the last epoch on resume.
+    if (!final_filters.is_null()) write_json_atomic(paths.filters_final(), final_filters);
     const int ck_every = cfg.output.checkpoint_every;
     if (last_epoch || (ck_every > 0 && (epoch + 1) % ck_every == 0)) {
       json meta = {
@@ -470,7 +341,6 @@ TrainResult run_training(const TrainRequest& req) {
     }
   }
 
-  if (!final_filters.is_null()) write_json_atomic(paths.filters_final(), final_filters);
   if (last_record.is_null()) {
     // Nothing left to train: the run was already complete.
     std::vector<json> records = truncate_metrics(paths.metrics(), epochs);
@@ -489,7 +359,7 @@ TrainResult run_training(const TrainRequest& req) {
     summary["skip_dead"] = {{"skipped_total", skipper->skipped_total()},
                             {"params", skipper->model().num_params()},
                             {"flops_per_image", skipper->model().flops_per_image()}};
-  write_json_atomic(paths.summary(), summary);
+  write_summary(paths.summary(), summary);
   return {paths.dir, summary};
 }
 
