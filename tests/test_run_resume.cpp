@@ -133,7 +133,7 @@ TEST_CASE("resume: a run without a valid checkpoint is refused, nothing changed"
   auto before = snapshot(p.dir);
   ProcessResult r = resume(dir, "run", 3);
   INFO(r.output);
-  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.exit_code == 1);
   REQUIRE_THAT(r.output, Contains("no checkpoint to continue the run from") &&
                              Contains(p.last_checkpoint() + ": a dangling link"));
   REQUIRE(snapshot(p.dir) == before);
@@ -152,7 +152,7 @@ TEST_CASE("resume: a run without a valid checkpoint is refused, nothing changed"
   before = snapshot(q.dir);
   r = resume(dir, "lying", 3);
   INFO(r.output);
-  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.exit_code == 1);
   REQUIRE_THAT(r.output, Contains(q.last_checkpoint() + ": metadata: epoch"));
   REQUIRE(snapshot(q.dir) == before);
 }

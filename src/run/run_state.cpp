@@ -190,9 +190,10 @@ void choose_checkpoint(ResolvedRun& r, const ExperimentConfig& saved, bool force
   if (!rejected.empty()) {
     std::string list;
     for (const std::string& why : rejected) list += "\n  " + why;
-    throw RunFileError(p.checkpoints_dir(), "",
-                       "no checkpoint to continue the run from:" + list +
-                           "\nnothing was changed; start the run again with --config and --force");
+    // Damaged files the program wrote itself (a disk fault, a kill): a runtime failure, exit 1.
+    throw std::runtime_error(
+        p.checkpoints_dir() + ": no checkpoint to continue the run from:" + list +
+        "\nnothing was changed; start the run again with --config and --force");
   }
   // No checkpoint at all: the run stopped before its first one and starts again from epoch 0.
 }

@@ -46,8 +46,9 @@ struct ResolvedRun {
 // checkpoint: the newest one that loads, whose metadata is valid and whose config fingerprint is
 // that of config.json (--force accepts another fingerprint); when the run's final files are
 // missing, the newest one before the last epoch, so that the last epoch is done again. It
-// refuses (RunFileError) a metrics.jsonl with a bad line, and a run whose checkpoints are all
-// invalid. Stale temporary files of a killed write are removed.
+// refuses a metrics.jsonl with a bad line and a checkpoint of another config (RunFileError, exit
+// code 2), and a run whose checkpoints are all damaged (std::runtime_error, exit code 1). Stale
+// temporary files of a killed write are removed.
 ResolvedRun resolve_run(const TrainRequest& request);
 
 // The files of a run whose last epoch is done and that are missing (summary.json aside, which a
