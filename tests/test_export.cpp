@@ -13,7 +13,7 @@
 #include <set>
 
 #include "backend/cpu/cpu_backend.h"
-#include "export/evaluate.h"
+#include "eval/evaluate.h"
 #include "export/export_run.h"
 #include "export_test_nets.h"
 #include "io/checkpoint.h"

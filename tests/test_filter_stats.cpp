@@ -21,7 +21,6 @@ TEST_CASE("dead filters and selectivity follow the paper's definitions", "[stats
   const LayerStats& l = stats[0];
   REQUIRE(l.dead_activation == 1);
   REQUIRE(l.dead_gamma == 1);  // filter 2: |gamma| < 1e-3 although it is active (beta > 0)
-  REQUIRE(l.dead_both == 0);
   REQUIRE(l.filters[0].selectivity == Approx(0.0));
   REQUIRE(l.filters[1].selectivity == -1);
   REQUIRE(l.filters[1].dead_activation);

@@ -9,7 +9,8 @@
 #include "config/config_error.h"
 #include "io/checkpoint.h"
 #include "run_helpers.h"
-#include "train/run_dir.h"
+#include "run/run_dir.h"
+#include "run/run_files.h"
 #include "train/train_step.h"
 #include "train/trainer.h"
 

@@ -1,172 +1,15 @@
-// sparsetrain eval --run DIR | --checkpoint FILE | --model FILE: loss and accuracy on the test
-// set of the model's experiment config, in eval mode. A run's or checkpoint's network is
-// evaluated compacted (its dead filters removed, the same outputs for less compute) unless
-// --full is given; an exported model is already compacted and is evaluated as it is.
+// sparsetrain eval --run DIR | --checkpoint FILE | --model FILE: the flags of eval/eval_run.h.
 #include <iostream>
 #include <memory>
-#include <optional>
 
-#include "backend/backend.h"
 #include "cli/commands.h"
-#include "export/compacted.h"
-#include "export/evaluate.h"
-#include "export/model_source.h"
-#include "io/safetensors.h"
-#include "train/trainer.h"
+#include "eval/eval_run.h"
 
 namespace st {
 
 namespace {
 
-struct EvalFlags {
-  std::string run, checkpoint, model;
-  std::string device = "auto";
-  int64_t batch_size = 256;
-  std::string data_path;
-  bool json = false;
-  std::string dump_outputs;
-  int64_t dump_count = 64;
-  bool full = false;
-};
-
-// The network evaluated and how it relates to the stored (full) one.
-struct EvaluatedNetwork {
-  std::unique_ptr<Model> model;
-  std::string compacted_by;  // "eval", "export", or empty: the full network
-  std::optional<int64_t> params_full, flops_full, filters_removed;
-  nlohmann::json activation_statistics;  // where eval's compaction took its maxima from
-};
-
-void log_eval(const std::string& msg) {
-  std::cerr << "eval: " << msg << "\n";
-}
-
-// The stored network with its dead filters removed: activation criterion, exact folding only,
-// so that it computes what the full one does.
-EvaluatedNetwork compacted_network(const ModelSource& src, const ExperimentData& data,
-                                   const data::Normalization& norm, int64_t batch_size,
-                                   Backend& backend) {
-  std::unique_ptr<Model> full = src.checkpoint->make_model(backend);
-  CompactionSettings settings;
-  settings.criterion = DeadCriterion::Activation;
-  settings.fold_constant = ConstantFold::Exact;
-  settings.batch_size = batch_size;
-  CompactedModel c = compact_source_model(*full, src, data, norm, settings, backend, log_eval);
-  EvaluatedNetwork net;
-  net.compacted_by = "eval";
-  net.params_full = full->num_params();
-  net.flops_full = full->flops_per_image();
-  net.filters_removed = filters_removed(*full, *c.model);
-  net.activation_statistics = std::move(c.activation_statistics);
-  net.model = std::move(c.model);
-  return net;
-}
-
-// The stored network as it is.
-EvaluatedNetwork full_network(std::unique_ptr<Model> model) {
-  EvaluatedNetwork net;
-  net.params_full = model->num_params();
-  net.flops_full = model->flops_per_image();
-  net.filters_removed = 0;
-  net.model = std::move(model);
-  return net;
-}
-
-// An exported model as it is, with the size of the network it was exported from (rebuilt from
-// its config, without weights) where that can be had.
-EvaluatedNetwork exported_network(const ModelSource& src, Backend& backend) {
-  // A checkpoint given as --model is a full network.
-  if (!src.checkpoint->meta().contains("export"))
-    return full_network(src.checkpoint->make_model(backend));
-  EvaluatedNetwork net;
-  net.model = src.checkpoint->make_model(backend);
-  net.compacted_by = "export";
-  try {
-    auto cpu = make_backend("cpu");
-    const Model full(model_layers(src.config.model), net.model->input_shape(), net.model->classes(),
-                     *cpu);
-    net.params_full = full.num_params();
-    net.flops_full = full.flops_per_image();
-    net.filters_removed = filters_removed(full, *net.model);
-  } catch (const std::exception& e) {
-    log_eval(src.file() + ": the size of the network it was exported from is unknown (" + e.what() +
-             ")");
-  }
-  return net;
-}
-
-EvaluatedNetwork network_to_evaluate(const EvalFlags& f, const ModelSource& src,
-                                     const ExperimentData& data, const data::Normalization& norm,
-                                     Backend& backend) {
-  if (!f.model.empty()) return exported_network(src, backend);
-  if (!f.full) return compacted_network(src, data, norm, f.batch_size, backend);
-  return full_network(src.checkpoint->make_model(backend));
-}
-
-nlohmann::json optional_json(const std::optional<int64_t>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
-
-nlohmann::json network_json(const EvaluatedNetwork& net) {
-  nlohmann::json j = {{"compacted", !net.compacted_by.empty()},
-                      {"compacted_by", net.compacted_by.empty() ? nlohmann::json(nullptr)
-                                                                : nlohmann::json(net.compacted_by)},
-                      {"params", net.model->num_params()},
-                      {"params_full", optional_json(net.params_full)},
-                      {"flops_per_image", net.model->flops_per_image()},
-                      {"flops_per_image_full", optional_json(net.flops_full)},
-                      {"filters_removed", optional_json(net.filters_removed)}};
-  if (net.compacted_by == "eval") {
-    j["criterion"] = "activation";
-    j["fold_constant"] = "exact";
-    j["activation_statistics"] = net.activation_statistics;
-  }
-  return j;
-}
-
-std::string network_line(const EvaluatedNetwork& net) {
-  const Model& m = *net.model;
-  std::string line = "network: ";
-  if (net.compacted_by == "eval")
-    line += "compacted (dead filters removed: activation criterion, exact folding)";
-  else if (net.compacted_by == "export")
-    line += "as exported (compacted by `sparsetrain export`)";
-  else
-    line += "full (uncompacted)";
-  const bool compacted = !net.compacted_by.empty();
-  // "N what", and next to it the full network's figure when this one is compacted.
-  const auto figure = [compacted](int64_t v, const char* what, const std::optional<int64_t>& full) {
-    std::string s = std::to_string(v) + " " + what;
-    if (compacted) s += " (full " + (full ? std::to_string(*full) : std::string("unknown")) + ")";
-    return s;
-  };
-  line += ", " + figure(m.num_params(), "parameters", net.params_full) + ", " +
-          figure(m.flops_per_image(), "FLOPs/image", net.flops_full);
-  if (compacted && net.filters_removed)
-    line += ", " + std::to_string(*net.filters_removed) + " filters removed";
-  return line;
-}
-
-// The first `count` test images (normalized as the model sees them), their labels and the
-// model's logits: a fixed batch for cross-checks in other frameworks.
-void dump_outputs(Model& model, const data::Dataset& test, const data::Normalization& norm,
-                  int64_t count, const std::string& path) {
-  data::LoaderOptions o;
-  o.batch_size = std::min<int64_t>(count, test.size());
-  o.shuffle = false;
-  o.normalization = norm;
-  o.prefetch = false;
-  data::BatchLoader loader(test, o);
-  loader.start_epoch(0);
-  std::optional<data::Batch> b = loader.next();
-  if (!b) throw std::runtime_error("--dump-outputs: the test set is empty");
-  const Device dev = model.backend().device();
-  const Tensor x = dev == Device::CPU ? b->images.to(model.dtype()) : b->images.to(dev);
-  const Tensor logits = model.forward(x, false).to(Device::CPU).to(DType::F32);
-  write_safetensors(path, {{"images", b->images}, {"labels", b->labels}, {"logits", logits}});
-}
-
-int run_eval(const EvalFlags& f) {
+int run_eval(const EvalRequest& f, bool json) {
   const int given = !f.run.empty() + !f.checkpoint.empty() + !f.model.empty();
   if (given != 1) throw UsageError("eval: give exactly one of --run, --checkpoint or --model");
   if (f.batch_size < 1) throw UsageError("eval: --batch-size must be positive");
@@ -174,35 +17,20 @@ int run_eval(const EvalFlags& f) {
   if (f.full && !f.model.empty())
     throw UsageError(
         "eval: --full applies to --run and --checkpoint; a --model file is evaluated as it is");
-  ModelSource src = !f.run.empty() ? open_run(f.run)
-                                   : open_model_file(f.checkpoint.empty() ? f.model : f.checkpoint);
-  auto backend = make_backend(f.device);
-  const ExperimentData data = load_source_data(src, f.data_path);
-  if (!data.test) throw std::runtime_error(src.file() + ": the data set has no test split");
-  const data::Normalization norm = source_normalization(src, data);
-  const EvaluatedNetwork net = network_to_evaluate(f, src, data, norm, *backend);
-  Model& model = *net.model;
-  const EvalResult r = evaluate(model, *data.test, norm, f.batch_size);
-  if (!f.dump_outputs.empty()) dump_outputs(model, *data.test, norm, f.dump_count, f.dump_outputs);
-  if (f.json) {
-    nlohmann::json j = eval_json(r);
-    j["split"] = "test";
-    j["file"] = src.file();
-    j["device"] = backend->name();
-    j["network"] = network_json(net);
-    std::cout << j.dump(2) << "\n";
-  } else {
-    std::cout << src.file() << " on " << backend->name() << ": test images " << r.images
-              << ", loss " << r.loss << ", accuracy " << 100.0 * r.accuracy() << " %\n"
-              << network_line(net) << "\n";
-  }
+  const EvalReport r =
+      run_evaluation(f, [](const std::string& msg) { std::cerr << "eval: " << msg << "\n"; });
+  if (json)
+    std::cout << r.json.dump(2) << "\n";
+  else
+    std::cout << r.text;
   return 0;
 }
 
 }  // namespace
 
 void add_eval_command(CLI::App& app, CommandRun& run) {
-  auto flags = std::make_shared<EvalFlags>();
+  auto flags = std::make_shared<EvalRequest>();
+  auto json = std::make_shared<bool>(false);
   CLI::App* sub = app.add_subcommand(
       "eval",
       "evaluate a run, checkpoint or exported model on its test set (eval mode); a run's or "
@@ -215,13 +43,13 @@ void add_eval_command(CLI::App& app, CommandRun& run) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   sub->add_option("--batch-size", flags->batch_size, "evaluation batch size (default 256)");
   sub->add_option("--data-path", flags->data_path, "dataset directory, replacing data.path");
-  sub->add_flag("--json", flags->json, "print the result as JSON");
+  sub->add_flag("--json", *json, "print the result as JSON");
   sub->add_option("--dump-outputs", flags->dump_outputs,
                   "write the first test images, labels and logits to this safetensors file");
   sub->add_option("--dump-count", flags->dump_count, "images for --dump-outputs (default 64)");
   sub->add_flag("--full", flags->full,
                 "evaluate the stored network as it is, without removing its dead filters");
-  sub->callback([&run, flags] { run = [flags] { return run_eval(*flags); }; });
+  sub->callback([&run, flags, json] { run = [flags, json] { return run_eval(*flags, *json); }; });
 }
 
 }  // namespace st

@@ -1,10 +1,10 @@
 #include "export/compacted.h"
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <stdexcept>
 
+#include "run/run_files.h"
 #include "sparsity/exact_stats.h"
 
 namespace st {
@@ -12,76 +12,50 @@ namespace st {
 namespace fs = std::filesystem;
 
 FilterStatsFile read_filter_stats(const std::string& path, const Model& model) {
-  nlohmann::json j;
-  {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error(path + ": cannot open");
-    try {
-      f >> j;
-    } catch (const nlohmann::json::exception& e) {
-      throw std::runtime_error(path + ": not valid JSON: " + e.what());
-    }
-  }
+  const FiltersFinal file = read_filters_final(path);
   FilterStatsFile out;
-  try {
-    out.source = j.value("source", "");
-    if (j.contains("epoch")) out.epoch = j.at("epoch").get<int>();
-    if (j.contains("thresholds")) {
-      const auto& t = j.at("thresholds");
-      if (t.contains("activation")) out.activation_threshold = t.at("activation").get<double>();
-      if (t.contains("gamma")) out.gamma_threshold = t.at("gamma").get<double>();
-    }
-    std::map<std::string, const ConvBNReLU*> blocks;
-    for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) blocks[b.name] = &b;
-    const auto& layers = j.at("layers");
-    for (std::size_t li = 0; li < layers.size(); ++li) {
-      const auto& l = layers[li];
-      const std::string where = path + ": layers[" + std::to_string(li) + "]";
-      const std::string name = l.at("name").get<std::string>();
-      auto it = blocks.find(name);
-      if (it == blocks.end())
-        throw std::runtime_error(where + ": '" + name +
-                                 "' is not a conv-BN-ReLU block of the checkpoint's model");
-      const ConvBNReLU& b = *it->second;
-      const std::string relu = model.specs()[b.relu].name;
-      if (l.contains("relu") && l.at("relu").get<std::string>() != relu)
-        throw std::runtime_error(where + ".relu: '" + l.at("relu").get<std::string>() +
-                                 "', the model's block '" + name + "' ends in '" + relu + "'");
-      const auto& filters = l.at("filters");
-      if (l.at("channels").get<int64_t>() != b.channels ||
-          static_cast<int64_t>(filters.size()) != b.channels)
-        throw std::runtime_error(where + ": " + std::to_string(filters.size()) +
-                                 " filters, the model's '" + name + "' has " +
-                                 std::to_string(b.channels) + " channels");
-      std::vector<float> maxima(b.channels, 0.0f);
-      for (const auto& f : filters) {
-        const int64_t index = f.at("index").get<int64_t>();
-        if (index < 0 || index >= b.channels)
-          throw std::runtime_error(where + ": filter index " + std::to_string(index) +
-                                   " out of range");
-        maxima[index] = f.at("max_activation").get<float>();
-      }
-      out.maxima[relu] = std::move(maxima);
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path + ": unexpected content: " + e.what());
+  out.source = file.source;
+  out.epoch = file.epoch;
+  out.activation_threshold = file.activation_threshold;
+  out.gamma_threshold = file.gamma_threshold;
+  std::map<std::string, const ConvBNReLU*> blocks;
+  for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) blocks[b.name] = &b;
+  for (std::size_t li = 0; li < file.layers.size(); ++li) {
+    const FilterLayerRecord& l = file.layers[li];
+    const std::string where = path + ": layers[" + std::to_string(li) + "]";
+    auto it = blocks.find(l.name);
+    if (it == blocks.end())
+      throw RunFileError(where + ": '" + l.name +
+                         "' is not a conv-BN-ReLU block of the checkpoint's model");
+    const ConvBNReLU& b = *it->second;
+    const std::string relu = model.specs()[b.relu].name;
+    if (!l.relu.empty() && l.relu != relu)
+      throw RunFileError(where + ".relu: '" + l.relu + "', the model's block '" + l.name +
+                         "' ends in '" + relu + "'");
+    if (l.channels != b.channels || static_cast<int64_t>(l.filters.size()) != b.channels)
+      throw RunFileError(where + ": " + std::to_string(l.filters.size()) +
+                         " filters, the model's '" + l.name + "' has " +
+                         std::to_string(b.channels) + " channels");
+    std::vector<float> maxima(static_cast<std::size_t>(b.channels), 0.0f);
+    for (const FilterRecord& f : l.filters)
+      maxima[static_cast<std::size_t>(f.index)] = f.max_activation;
+    out.maxima[relu] = std::move(maxima);
   }
   return out;
 }
 
 std::string run_stats_path(const ModelSource& source) {
-  fs::path run;
+  RunPaths run;
   if (!source.run_dir.empty()) {
-    run = source.run_dir;
+    run.dir = source.run_dir;
   } else {
     // RUN/checkpoints/FILE.safetensors, in a folder that is a run (it has config.json).
     const fs::path folder = fs::absolute(source.file()).parent_path();
-    if (folder.filename() != "checkpoints" || !fs::exists(folder.parent_path() / "config.json"))
+    run.dir = folder.parent_path().string();
+    if (folder.string() != fs::path(run.checkpoints_dir()).string() || !fs::exists(run.config()))
       return "";
-    run = folder.parent_path();
   }
-  const fs::path stats = run / "stats" / "filters_final.json";
-  return fs::exists(stats) ? stats.string() : "";
+  return fs::exists(run.filters_final()) ? run.filters_final() : "";
 }
 
 namespace {

@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "backend/backend.h"
-#include "export/evaluate.h"
+#include "eval/evaluate.h"
 #include "io/onnx_export.h"
 #include "nn/layer_json.h"
 

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "run/run_files.h"
+
 namespace st {
 
 namespace fs = std::filesystem;
@@ -29,19 +31,15 @@ std::optional<data::Normalization> stored_normalization(const Checkpoint& ckpt) 
 }  // namespace
 
 ModelSource open_run(const std::string& dir) {
-  const fs::path root(dir);
-  if (!fs::is_directory(root)) throw std::runtime_error(dir + ": run directory does not exist");
-  const fs::path ckpt = root / "checkpoints" / "last.safetensors";
-  if (!fs::exists(ckpt))
-    throw std::runtime_error(dir + ": no checkpoint at " + ckpt.string() +
-                             " (has the run finished an epoch?)");
-  const fs::path config = root / "config.json";
-  if (!fs::exists(config)) throw std::runtime_error(dir + ": no config.json in the run directory");
+  const RunPaths run{dir};
+  if (!fs::is_directory(dir)) throw RunFileError(dir, "", "run directory does not exist");
+  if (!fs::exists(run.last_checkpoint()))
+    throw RunFileError(
+        dir, "", "no checkpoint at " + run.last_checkpoint() + " (has the run finished an epoch?)");
   ModelSource s;
   s.run_dir = dir;
-  s.checkpoint = std::make_unique<Checkpoint>(Checkpoint::load(ckpt.string()));
-  s.config = parse_experiment(read_json_file(config.string()), config.string(),
-                              ParseOptions{.check_files = false});
+  s.config = read_run_config(dir);
+  s.checkpoint = std::make_unique<Checkpoint>(Checkpoint::load(run.last_checkpoint()));
   s.normalization = stored_normalization(*s.checkpoint);
   return s;
 }

@@ -4,11 +4,12 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+
+#include "run/run_files.h"
 
 namespace st {
 
@@ -17,26 +18,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-json read_json_or_throw(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot read");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(path + ": not valid JSON: " + e.what());
-  }
+// A run's config.json as written (its keys are the report's settings).
+json read_config_json(const RunPaths& run) {
+  json j = read_run_json(run.config());
+  if (!j.is_object()) throw RunFileError(run.config(), "", "expected a JSON object");
+  return j;
 }
 
-json last_metrics(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot read (is the run started?)");
-  std::string line;
-  json last;
-  while (std::getline(in, line)) {
-    json j = json::parse(line, nullptr, false);
-    if (!j.is_discarded()) last = j;
-  }
-  if (last.is_null()) throw std::runtime_error(path + ": no finished epoch yet");
+// The last finished epoch, with what the table needs of it.
+json last_metrics(const RunPaths& run) {
+  json last = last_metrics_record(run.metrics());
+  const std::string where = run.metrics() + ": epoch " + std::to_string(last["epoch"].get<int>());
+  if (!last.contains("filters_total")) throw RunFileError(where, "filters_total", "missing");
+  for (const char* k : {"dead", "dead_total"})
+    if (!last.contains(k) || !last[k].contains("gamma"))
+      throw RunFileError(where, std::string(k) + ".gamma", "missing");
   return last;
 }
 
@@ -173,8 +169,9 @@ ReportTable build_report(const std::vector<std::string>& input_dirs, bool skip_i
   ReportTable t;
   for (const std::string& dir : input_dirs) {
     try {
-      const json cfg = read_json_or_throw(dir + "/config.json");
-      json final_metrics = last_metrics(dir + "/metrics.jsonl");
+      const RunPaths run{dir};
+      const json cfg = read_config_json(run);
+      json final_metrics = last_metrics(run);
       FlatConfig flat;
       flatten(cfg, "", flat);
       settings.push_back(std::move(flat));
@@ -244,9 +241,9 @@ ReportTable build_report(const std::vector<std::string>& input_dirs, bool skip_i
     if (!row.activation_source.empty())
       row.total_dead_activation_pct =
           pct(m["dead_total"][row.activation_source].get<double>(), filters);
-    const std::string export_report = run_dirs[r] + "/export/export_report.json";
+    const std::string export_report = RunPaths{run_dirs[r]}.export_report();
     if (fs::exists(export_report)) {
-      json e = read_json_or_throw(export_report);
+      json e = read_run_json(export_report);
       if (e.contains("params") && e.contains("flops")) {
         row.params_kept_pct =
             pct(e["params"]["after"].get<double>(), e["params"]["before"].get<double>());

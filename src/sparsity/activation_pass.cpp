@@ -1,5 +1,7 @@
 #include "sparsity/activation_pass.h"
 
+#include "sparsity/exact_stats.h"
+
 namespace st {
 
 ActivationRecorder make_block_recorder(const Model& model) {
@@ -30,17 +32,16 @@ void record_block_maxima(const Model& model, ActivationRecorder& recorder,
 void record_exact_pass(Model& model, const data::Dataset& data, const data::Normalization& norm,
                        int64_t batch_size, ActivationRecorder& recorder,
                        const BlockChannels* channels) {
-  data::LoaderOptions o;
-  o.batch_size = batch_size;
-  o.shuffle = false;
-  o.normalization = norm;
-  data::BatchLoader loader(data, o);
-  loader.start_epoch(0);
-  std::vector<Tensor> scratch;
-  while (auto batch = loader.next()) {
-    model.forward(batch->images, /*train=*/false);
-    record_block_maxima(model, recorder, scratch, channels);
-  }
+  std::vector<int> relus;
+  for (const ConvBNReLU& b : model.conv_bn_relu_blocks()) relus.push_back(b.relu);
+  for_each_channel_absmax(model, data, norm, batch_size, relus,
+                          [&](std::size_t k, const Tensor& absmax) {
+                            const int layer = static_cast<int>(k);
+                            if (channels)
+                              recorder.record(layer, absmax, channels->at(k));
+                            else
+                              recorder.record(layer, absmax);
+                          });
 }
 
 std::vector<std::vector<float>> block_bn_values(const Model& model, const char* suffix) {

@@ -25,7 +25,7 @@ void record_block_maxima(const Model& model, ActivationRecorder& recorder,
                          std::vector<Tensor>& scratch, const BlockChannels* channels = nullptr);
 
 // The paper's exact measurement: one pass over `data` with BN in eval mode
-// (running statistics), no augmentation.
+// (running statistics), no augmentation; sparsity/exact_stats.h's pass, recorded per block.
 void record_exact_pass(Model& model, const data::Dataset& data, const data::Normalization& norm,
                        int64_t batch_size, ActivationRecorder& recorder,
                        const BlockChannels* channels = nullptr);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "train/experiment_data.h"
+
 namespace st {
 
 namespace {
@@ -29,11 +31,7 @@ void for_each_channel_absmax(Model& model, const data::Dataset& data,
   if (batch_size < 1)
     throw std::invalid_argument("exact activation pass: batch size must be positive, got " +
                                 std::to_string(batch_size));
-  data::LoaderOptions opts;
-  opts.batch_size = batch_size;
-  opts.shuffle = false;
-  opts.normalization = norm;
-  data::BatchLoader loader(data, opts);
+  data::BatchLoader loader(data, eval_loader_options(batch_size, norm));
   loader.start_epoch(0);
   Backend& be = model.backend();
   const Device dev = be.device();

@@ -1,7 +1,7 @@
 // The paper's exact activation measurement (an eval-mode pass, BN with its running statistics,
 // over a whole data set) for any list of layers, not only conv-BN-ReLU blocks: compaction also
-// needs the ReLUs after residual adds. The trainer's per-block statistics are in
-// sparsity/activation_pass.h.
+// needs the ReLUs after residual adds. The one exact pass of the project: the trainer's
+// per-block statistics (sparsity/activation_pass.h) and export's maxima are recorded from it.
 #pragma once
 
 #include <cstdint>

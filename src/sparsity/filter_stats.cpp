@@ -6,10 +6,6 @@
 
 namespace st {
 
-const char* activation_source_name(ActivationSource s) {
-  return s == ActivationSource::TrainPass ? "train_pass" : "exact_eval";
-}
-
 ActivationRecorder::ActivationRecorder(std::vector<Layer> layers)
     : layers_(std::move(layers)), rows_(layers_.size()) {}
 
@@ -112,7 +108,6 @@ std::vector<LayerStats> ActivationRecorder::finalize(const std::vector<std::vect
       }
       ls.dead_activation += fs.dead_activation;
       ls.dead_gamma += fs.dead_gamma;
-      ls.dead_both += fs.dead_activation && fs.dead_gamma;
     }
     ls.selectivity = summarize(ls.filters);
     out.push_back(std::move(ls));

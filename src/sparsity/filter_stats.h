@@ -22,13 +22,6 @@ struct StatsThresholds {
   double selectivity = 1e-3;
 };
 
-// How a_f(x) was measured; named in every output so the two are never confused.
-enum class ActivationSource {
-  TrainPass,  // accumulated over the epoch's own training forward passes (train-mode BN)
-  ExactEval,  // a pass over the whole training set with BN in eval mode (the paper's)
-};
-const char* activation_source_name(ActivationSource s);
-
 struct FilterStat {
   float max_activation = 0;  // max over images of a_f(x)
   float gamma = 0;
@@ -48,7 +41,6 @@ struct LayerStats {
   int64_t channels = 0;
   int64_t dead_activation = 0;
   int64_t dead_gamma = 0;
-  int64_t dead_both = 0;
   SelectivitySummary selectivity;
   std::vector<FilterStat> filters;
 };

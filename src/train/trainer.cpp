@@ -14,16 +14,18 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/gemm/gemm.h"
 #include "config/override.h"
+#include "eval/evaluate.h"
 #include "io/checkpoint.h"
 #include "nn/layer_json.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
+#include "run/run_files.h"
+#include "run/run_state.h"
 #include "sparsity/activation_pass.h"
 #include "tensor/random.h"
 #include "train/experiment_data.h"
 #include "train/filter_skipping.h"
 #include "train/progress.h"
-#include "train/run_dir.h"
 #include "train/train_step.h"
 
 namespace st {
@@ -37,47 +39,10 @@ std::vector<LayerSpec> model_layers(const ModelConfig& config) {
   return layers_from_json(config.layers, "model.layers");
 }
 
-ExperimentConfig read_run_config(const std::string& run_dir) {
-  RunPaths paths{run_dir};
-  if (!fs::exists(paths.config()))
-    throw ConfigError(run_dir, "", "not a run directory (no config.json)");
-  return parse_experiment(read_json_file(paths.config()), paths.config(), {.check_files = false});
-}
-
 namespace {
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-struct EvalResult {
-  double loss = 0, accuracy = 0;
-  int64_t images = 0;
-};
-
-EvalResult evaluate(Model& model, const data::Dataset& set, const data::Normalization& norm,
-                    int64_t batch_size) {
-  Backend& be = model.backend();
-  data::BatchLoader loader(set, eval_loader_options(batch_size, norm));
-  loader.start_epoch(0);
-  EvalResult r;
-  double loss_sum = 0;
-  int64_t correct = 0;
-  Tensor probs;
-  while (auto batch = loader.next()) {
-    const Tensor& logits = model.forward(batch->images, /*train=*/false);
-    Tensor labels = batch->labels.to(logits.device());
-    if (probs.shape() != logits.shape())
-      probs = Tensor(logits.shape(), DType::F32, logits.device());
-    loss_sum += be.softmax_xent_forward(logits, labels, probs) * static_cast<double>(batch->size());
-    correct += be.count_correct(logits, labels);
-    r.images += batch->size();
-  }
-  if (r.images > 0) {
-    r.loss = loss_sum / static_cast<double>(r.images);
-    r.accuracy = static_cast<double>(correct) / static_cast<double>(r.images);
-  }
-  return r;
 }
 
 Schedule make_schedule(const ExperimentConfig& c) {
@@ -100,44 +65,6 @@ std::set<ParamGroup> regularized_groups(const RegularizationConfig& r) {
 
 json selectivity_json(const SelectivitySummary& s) {
   return {{"live", s.live}, {"mean", s.mean}, {"p10", s.p10}, {"median", s.median}, {"p90", s.p90}};
-}
-
-// `computed`: per block, the channels the trained network computed (null: all of them).
-json filters_json(const std::vector<LayerStats>& stats, const Model& model, const char* source,
-                  int epoch, const StatsThresholds& t, const BlockChannels* computed) {
-  json layers = json::array();
-  const auto& blocks = model.conv_bn_relu_blocks();
-  for (std::size_t i = 0; i < stats.size(); ++i) {
-    const LayerStats& l = stats[i];
-    json filters = json::array();
-    std::vector<bool> skipped(l.filters.size(), computed != nullptr);
-    if (computed)
-      for (int64_t c : computed->at(i)) skipped[c] = false;
-    for (std::size_t f = 0; f < l.filters.size(); ++f) {
-      const FilterStat& fs = l.filters[f];
-      filters.push_back({{"index", f},
-                         {"max_activation", fs.max_activation},
-                         {"gamma", fs.gamma},
-                         {"beta", fs.beta},
-                         {"dead_activation", fs.dead_activation},
-                         {"dead_gamma", fs.dead_gamma},
-                         {"selectivity", fs.selectivity}});
-      if (computed) filters.back()["skipped"] = static_cast<bool>(skipped[f]);
-    }
-    layers.push_back({{"name", l.name},
-                      {"bn", model.specs()[blocks[i].bn].name},
-                      {"relu", model.specs()[blocks[i].relu].name},
-                      {"channels", l.channels},
-                      {"dead_activation", l.dead_activation},
-                      {"dead_gamma", l.dead_gamma},
-                      {"selectivity", selectivity_json(l.selectivity)},
-                      {"filters", filters}});
-  }
-  return {{"source", source},
-          {"epoch", epoch},
-          {"thresholds",
-           {{"activation", t.activation}, {"gamma", t.gamma}, {"selectivity", t.selectivity}}},
-          {"layers", layers}};
 }
 
 // Per-layer counts for metrics.jsonl and the compact line.
@@ -187,65 +114,6 @@ std::string epoch_line(const json& r, int epochs) {
   std::snprintf(tail, sizeof tail, " | lr %.2e | %.1fs %.0f img/s", r["lr"].get<double>(),
                 r["epoch_time_s"].get<double>(), r["images_per_sec"].get<double>());
   return s + tail;
-}
-
-void remove_old_run(const RunPaths& p) {
-  for (const std::string& f : {p.metrics(), p.summary(), p.config()}) fs::remove(f);
-  fs::remove_all(p.stats_dir());
-  fs::remove_all(p.checkpoints_dir());
-}
-
-// Keeps the newest `keep` epoch checkpoints (0 keeps all).
-void prune_checkpoints(const RunPaths& p, int keep, int newest_epoch) {
-  if (keep <= 0) return;
-  for (int e = newest_epoch - keep; e >= 1; --e) {
-    if (!fs::exists(p.epoch_checkpoint(e))) break;
-    fs::remove(p.epoch_checkpoint(e));
-  }
-}
-
-// The epoch file is written atomically, then linked into place as last.safetensors
-// (a rename, so a reader never sees a half-written "last").
-void write_checkpoint(const RunPaths& p, int epoch, const Model& model, const Optimizer& opt,
-                      const json& meta, int keep) {
-  const std::string file = p.epoch_checkpoint(epoch);
-  save_checkpoint(file, model, &opt, meta);
-  const std::string tmp = p.last_checkpoint() + ".tmp";
-  fs::remove(tmp);
-  fs::create_hard_link(file, tmp);
-  fs::rename(tmp, p.last_checkpoint());
-  prune_checkpoints(p, keep, epoch);
-}
-
-struct ResolvedRun {
-  ExperimentConfig config;
-  RunPaths paths;
-  bool resuming = false;
-};
-
-ResolvedRun resolve_run(const TrainRequest& req) {
-  ResolvedRun r;
-  if (!req.resume_dir.empty()) {
-    r.resuming = true;
-    r.paths.dir = req.resume_dir;
-    ExperimentConfig saved = read_run_config(req.resume_dir);
-    json raw = req.config_path.empty() ? read_json_file(r.paths.config())
-                                       : read_json_file(req.config_path);
-    apply_overrides(raw, req.overrides);
-    r.config = parse_experiment(raw, req.config_path.empty() ? r.paths.config() : req.config_path);
-    if (!req.force) check_resume_compatible(saved, r.config);
-  } else {
-    if (req.config_path.empty()) throw ConfigError("--config", "", "a config file is required");
-    r.config = load_experiment(req.config_path, req.overrides);
-    r.paths.dir = req.out_dir.empty() ? r.config.output.dir : req.out_dir;
-    if (fs::exists(RunPaths{r.paths.dir}.config()) && !req.force)
-      throw ConfigError("--out", "",
-                        "'" + r.paths.dir + "' already holds a run; continue it with --resume " +
-                            r.paths.dir + ", or overwrite it with --force");
-  }
-  r.config.output.dir = r.paths.dir;
-  if (r.config.training.epochs < 1) throw ConfigError("training.epochs", "", "must be at least 1");
-  return r;
 }
 
 // A training run, from its request to its final files. The constructor sets the run up (config,
@@ -364,14 +232,14 @@ void TrainingRun::build_model_and_optimizer() {
 
 // Loads the last checkpoint of a resumed run, or hands a new run's model to prepare_model.
 void TrainingRun::restore_or_prepare(const TrainRequest& req) {
-  if (run_.resuming && fs::exists(paths().last_checkpoint())) {
-    Checkpoint ck = Checkpoint::load(paths().last_checkpoint());
+  if (run_.checkpoint) {
+    const Checkpoint& ck = *run_.checkpoint;
     ck.load_model_state(*model_);
     ck.load_optimizer_state(*opt_);
-    start_epoch_ = ck.meta().at("epoch").get<int>();
-    model_->set_dropout_calls(ck.meta().at("dropout_calls").get<uint64_t>());
-    elapsed_before_ = ck.meta().value("elapsed_s", 0.0);
-    if (skipper_ && ck.meta().contains("skip_dead")) skipper_->restore(ck.meta().at("skip_dead"));
+    start_epoch_ = run_.state.epoch;
+    model_->set_dropout_calls(run_.state.dropout_calls);
+    elapsed_before_ = run_.state.elapsed_s;
+    if (skipper_ && !run_.state.skip_dead.is_null()) skipper_->restore(run_.state.skip_dead);
   } else if (!run_.resuming && req.prepare_model) {
     req.prepare_model(*model_);
   }
@@ -386,6 +254,7 @@ void TrainingRun::prepare_run_directory() {
   fs::create_directories(paths().checkpoints_dir());
   fs::create_directories(paths().stats_dir());
   write_json_atomic(paths().config(), to_json(cfg()));
+  for (const std::string& note : run_.notes) progress_.line("resume: " + note);
 }
 
 void TrainingRun::announce() {
@@ -477,15 +346,15 @@ void TrainingRun::evaluate_held_out(int epoch, json& rec) {
   const bool last_epoch = epoch + 1 == epochs();
   const bool eval_due = last_epoch || (epoch + 1) % std::max(1, cfg().training.eval_every) == 0;
   if (eval_due && data_.validation) {
-    EvalResult v = evaluate(net(), *data_.validation, data_.normalization, eval_batch_);
+    const EvalResult v = evaluate(net(), *data_.validation, data_.normalization, eval_batch_);
     rec["val_loss"] = v.loss;
-    rec["val_acc"] = v.accuracy;
+    rec["val_acc"] = v.accuracy();
   }
   if (eval_due && data_.test) {
-    EvalResult r = evaluate(net(), *data_.test, data_.normalization, eval_batch_);
+    const EvalResult r = evaluate(net(), *data_.test, data_.normalization, eval_batch_);
     rec["test_loss"] = r.loss;
-    rec["test_acc"] = r.accuracy;
-    best_test_acc_ = std::max(best_test_acc_, r.accuracy);
+    rec["test_acc"] = r.accuracy();
+    best_test_acc_ = std::max(best_test_acc_, r.accuracy());
   }
 }
 
@@ -569,6 +438,8 @@ void TrainingRun::write_epoch_outputs(int epoch, const EpochStats& stats, const 
           filters_json(exact ? stats.exact : stats.train_pass, *model_,
                        exact ? "exact_eval" : "train_pass", epoch + 1, thresholds_, t.computed);
   }
+  // Before the final checkpoint: a run killed in between redoes the last epoch on resume.
+  if (!final_filters_.is_null()) write_json_atomic(paths().filters_final(), final_filters_);
   const int ck_every = c.output.checkpoint_every;
   if (last_epoch || (ck_every > 0 && (epoch + 1) % ck_every == 0)) {
     json meta = {
@@ -604,13 +475,12 @@ json TrainingRun::summary_base(const char* status) {
 }
 
 TrainResult TrainingRun::write_final_outputs() {
-  if (!final_filters_.is_null()) write_json_atomic(paths().filters_final(), final_filters_);
   json summary = summary_base("completed");
   if (skipper_)
     summary["skip_dead"] = {{"skipped_total", skipper_->skipped_total()},
                             {"params", skipper_->model().num_params()},
                             {"flops_per_image", skipper_->model().flops_per_image()}};
-  write_json_atomic(paths().summary(), summary);
+  write_summary(paths().summary(), summary);
   return {paths().dir, summary};
 }
 
@@ -619,7 +489,7 @@ void TrainingRun::write_diverged_summary(const TrainingDiverged& e) {
   progress_.epoch_end();
   json summary = summary_base("diverged");
   summary["diverged"] = e.details();
-  write_json_atomic(paths().summary(), summary);
+  write_summary(paths().summary(), summary);
 }
 
 }  // namespace

@@ -38,7 +38,4 @@ TrainResult run_training(const TrainRequest& request);
 // The layer list a model config describes.
 std::vector<LayerSpec> model_layers(const ModelConfig& config);
 
-// The config of a run directory's config.json or of a checkpoint.
-ExperimentConfig read_run_config(const std::string& run_dir);
-
 }  // namespace st

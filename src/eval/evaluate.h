@@ -1,5 +1,7 @@
 // Eval-mode evaluation: loss and accuracy on a data set, side-by-side comparison of two
-// networks that should compute the same function, and inference throughput.
+// networks that should compute the same function, and inference throughput. The one
+// evaluation of the project: the trainer's per-epoch test and validation figures, `eval` and
+// `export` all use it.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "train/run_dir.h"
+#include "run/run_dir.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -39,11 +39,14 @@ void write_file_atomic(const std::string& path, const std::string& text) {
     write_all_and_sync(fd, text, tmp);
   } catch (...) {
     ::close(fd);
+    ::unlink(tmp.c_str());
     throw;
   }
   ::close(fd);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
     throw std::runtime_error(path + ": cannot rename " + tmp + " into place");
+  }
 }
 
 void write_json_atomic(const std::string& path, const nlohmann::json& j) {
@@ -62,20 +65,18 @@ void append_jsonl(const std::string& path, const nlohmann::json& j) {
   ::close(fd);
 }
 
-std::vector<nlohmann::json> truncate_metrics(const std::string& path, int max_epoch) {
-  std::vector<nlohmann::json> kept;
-  std::ifstream in(path);
-  std::string line, text;
-  while (std::getline(in, line)) {
-    if (in.eof()) break;  // no newline after it: a torn write
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.contains("epoch")) break;
-    if (j["epoch"].get<int>() > max_epoch) break;
-    kept.push_back(j);
-    text += line + "\n";
-  }
-  write_file_atomic(path, text);
-  return kept;
+nlohmann::json read_run_json(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw RunFileError(path, "",
+                       std::filesystem::exists(path, ec) ? "not a regular file" : "does not exist");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw RunFileError(path, "", "cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw RunFileError(path, "", "not valid JSON");
+  return j;
 }
 
 }  // namespace st

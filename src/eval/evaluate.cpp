@@ -1,10 +1,12 @@
-#include "export/evaluate.h"
+#include "eval/evaluate.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <random>
 #include <stdexcept>
+
+#include "train/experiment_data.h"
 
 namespace st {
 
@@ -19,11 +21,7 @@ data::LoaderOptions eval_options(int64_t batch_size, const data::Normalization& 
   if (batch_size < 1)
     throw std::invalid_argument("evaluation batch size must be positive, got " +
                                 std::to_string(batch_size));
-  data::LoaderOptions o;
-  o.batch_size = batch_size;
-  o.shuffle = false;
-  o.normalization = norm;
-  return o;
+  return eval_loader_options(batch_size, norm);
 }
 
 void add_batch(Model& m, const Tensor& logits, const Tensor& labels, EvalResult& r) {
