@@ -23,10 +23,12 @@ struct PathStep {
 constexpr size_t kMaxPathSteps = 32;
 constexpr size_t kMaxShownFlag = 100;
 
+std::string shown_flag(const std::string& flag) {
+  return flag.size() <= kMaxShownFlag ? flag : flag.substr(0, kMaxShownFlag - 3) + "...";
+}
+
 [[noreturn]] void override_fail(const std::string& flag, const std::string& message) {
-  const std::string shown =
-      flag.size() <= kMaxShownFlag ? flag : flag.substr(0, kMaxShownFlag - 3) + "...";
-  throw ConfigError("override \"" + shown + "\"", "", message);
+  throw ConfigError("override \"" + shown_flag(flag) + "\"", "", message);
 }
 
 size_t parse_index(const std::string& text, const std::string& flag) {
@@ -86,9 +88,7 @@ std::string path_text(const std::vector<PathStep>& steps, size_t count) {
 // Valid JSON is read as strictly as a config file (no duplicate keys, bounded depth).
 nlohmann::json parse_value(const std::string& text, const std::string& flag) {
   if (!nlohmann::json::accept(text)) return text;
-  const std::string shown =
-      flag.size() <= kMaxShownFlag ? flag : flag.substr(0, kMaxShownFlag - 3) + "...";
-  return parse_json_text(text, "override \"" + shown + "\"");
+  return parse_json_text(text, "override \"" + shown_flag(flag) + "\"");
 }
 
 // The element an index step selects; `container` must be an array.
@@ -148,6 +148,9 @@ void apply_override(nlohmann::json& raw, const std::string& flag) {
     remove_at(raw, steps, flag);
     return;
   }
+  // The copy below recurses; a document from read_json_file is bounded already, one built
+  // elsewhere is checked here.
+  check_json_depth(raw, "override \"" + shown_flag(flag) + "\"");
   nlohmann::json edited = raw;  // edit a copy: a failed override leaves `raw` as it was
   nlohmann::json* node = &edited;
   for (size_t i = 0; i + 1 < steps.size(); ++i) {
