@@ -107,13 +107,13 @@ struct OptimizerConfig {
 
 // The parameter groups regularization can be restricted to.
 constexpr int kParamGroupCount = 6;
+// All of them, in ParamGroup order (from the name table, config/names.h).
+std::vector<ParamGroup> every_param_group();
 
 struct RegularizationConfig {
   RegKind kind = RegKind::L2;
   double lambda = 0.0;
-  std::vector<ParamGroup> groups = {  // in ParamGroup order, no repeats; default: all
-      ParamGroup::ConvWeight, ParamGroup::ConvBias, ParamGroup::LinearWeight,
-      ParamGroup::LinearBias, ParamGroup::BNWeight, ParamGroup::BNBias};
+  std::vector<ParamGroup> groups = every_param_group();  // in ParamGroup order, no repeats
   // Decoupled only: lambda multiplies the scheduled lr (PyTorch's AdamW) or the base lr.
   bool scale_with_lr_schedule = true;
 

@@ -103,6 +103,12 @@ const NameTable<ParamGroup>& param_group_table() {
   return table;
 }
 
+std::vector<ParamGroup> every_param_group() {
+  std::vector<ParamGroup> groups;
+  for (const auto& entry : param_group_table()) groups.push_back(entry.first);
+  return groups;
+}
+
 const NameTable<ScheduleKind>& schedule_kind_table() {
   static const NameTable<ScheduleKind> table = {{ScheduleKind::Constant, "constant"},
                                                 {ScheduleKind::Step, "step"},

@@ -528,9 +528,7 @@ Schema<OptimizerConfig> make_optimizer_schema() {
 // ---- regularization ---------------------------------------------------------------------------
 
 std::vector<ParamGroup> read_param_groups(const JsonReader& r) {
-  std::vector<ParamGroup> groups;
-  for (const auto& entry : param_group_table()) groups.push_back(entry.first);
-  if (!r.has("groups")) return groups;
+  if (!r.has("groups")) return every_param_group();
   const json& v = r.get("groups");
   if (!v.is_array()) {
     r.fail("groups", "expected an array of group names, got " + describe_json_value(v));
