@@ -2,9 +2,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include <map>
+#include <set>
+
 #include "config/experiment.h"
+#include "config/names.h"
 #include "config/override.h"
+#include "config/schema.h"
 #include "config/suggest.h"
+#include "train/experiment_data.h"
 
 using namespace st;
 using nlohmann::json;
@@ -326,7 +332,7 @@ TEST_CASE("config: missing dataset files name the path and the key", "[config]")
   std::ofstream(idx / "train-images-idx3-ubyte.gz") << "x";
   std::ofstream(idx / "train-labels-idx1-ubyte") << "x";
   std::ofstream(idx / "t10k-images-idx3-ubyte") << "x";
-  CHECK_THAT(parse_error(raw, {}), Catch::Contains("has no file t10k-labels-idx1-ubyte (or .gz)"));
+  CHECK_THAT(parse_error(raw, {}), Catch::Contains("has no file t10k-labels-idx1-ubyte (or .gz"));
   std::ofstream(idx / "t10k-labels-idx1-ubyte.gz") << "x";
   CHECK_NOTHROW(parse_experiment(raw, "exp.json"));
   fs::remove_all(dir);
@@ -420,7 +426,8 @@ TEST_CASE("config: to_json round trip gives an equal config", "[config]") {
              "augmentation": {"random_crop_padding": 2, "horizontal_flip": true,
                               "normalize": {"mean": [0.5], "std": [0.25]}},
              "loader": {"prefetch": false}},
-    "model": {"layers": [{"kind": "conv", "out": 4}, {"kind": "relu"}]},
+    "model": {"layers": [{"kind": "conv", "out": 4}, {"kind": "relu"}, {"kind": "flatten"},
+                         {"kind": "linear"}]},
     "optimizer": {"name": "rmsprop", "lr": 0.003, "alpha": 0.9, "eps": 1e-7, "momentum": 0.5,
                   "centered": true},
     "regularization": {"kind": "decoupled", "lambda": 0.01, "groups": ["bn_bias", "conv_weight"],
@@ -532,4 +539,462 @@ TEST_CASE("config: edit distance and suggestions", "[config]") {
   CHECK(closest_match("Batch-Size", {"batch_size", "epochs"}) == "batch_size");
   CHECK(closest_match("warmup", {"warmup_epochs", "kind"}) == "warmup_epochs");
   CHECK(closest_match("xyz", {"lr", "eps"}).empty());
+}
+
+// ---- the schema and docs/config.md ------------------------------------------------------------
+
+namespace {
+
+// Splits a markdown table row on '|' not escaped as "\|"; drops the empty ends.
+std::vector<std::string> table_cells(const std::string& line) {
+  std::vector<std::string> cells;
+  std::string cell;
+  for (size_t i = 1; i < line.size(); ++i) {
+    if (line[i] == '|' && line[i - 1] != '\\') {
+      size_t b = cell.find_first_not_of(' '), e = cell.find_last_not_of(' ');
+      cells.push_back(b == std::string::npos ? "" : cell.substr(b, e - b + 1));
+      cell.clear();
+    } else {
+      cell += line[i];
+    }
+  }
+  return cells;
+}
+
+// The `...` spans of a markdown cell, in order.
+std::vector<std::string> code_spans(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = text.find('`', pos)) != std::string::npos) {
+    size_t end = text.find('`', pos + 1);
+    if (end == std::string::npos) break;
+    out.push_back(text.substr(pos + 1, end - pos - 1));
+    pos = end + 1;
+  }
+  return out;
+}
+
+// A default cell the test can compare: exactly one code span and nothing else, or "required".
+std::optional<std::string> literal_default(const std::string& cell) {
+  std::vector<std::string> spans = code_spans(cell);
+  if (spans.size() == 1 && cell == "`" + spans[0] + "`") return spans[0];
+  return std::nullopt;
+}
+
+struct DocRow {
+  std::string key;       // full dotted path
+  std::string fallback;  // the default cell for this key
+};
+
+struct ConfigDoc {
+  std::vector<DocRow> rows;                       // tables with a "key" column
+  std::map<std::string, std::string> optimizers;  // optimizer name -> its "keys (default)" cell
+  std::set<std::string> top_level;                // "## `key`" headings
+};
+
+ConfigDoc read_config_doc(const fs::path& path) {
+  std::ifstream in(path);
+  REQUIRE(in);
+  ConfigDoc doc;
+  std::string line, section;
+  enum { None, Keys, Optimizers } table = None;
+  int default_column = -1;
+  while (std::getline(in, line)) {
+    if (line.rfind("#", 0) == 0) {
+      std::vector<std::string> spans = code_spans(line);
+      section = spans.empty() ? "" : spans[0];
+      if (line.rfind("## ", 0) == 0 && !spans.empty()) doc.top_level.insert(spans[0]);
+      table = None;
+      continue;
+    }
+    if (line.rfind("|", 0) != 0) {
+      table = None;
+      continue;
+    }
+    std::vector<std::string> cells = table_cells(line);
+    if (table == None) {
+      if (!cells.empty() && cells[0] == "key") {
+        table = Keys;
+        auto it = std::find(cells.begin(), cells.end(), "default");
+        default_column = it == cells.end() ? -1 : static_cast<int>(it - cells.begin());
+      } else if (!cells.empty() && cells[0] == "optimizer") {
+        table = Optimizers;
+      }
+      continue;
+    }
+    if (cells.empty() || cells[0].rfind("---", 0) == 0) continue;
+    std::vector<std::string> keys = code_spans(cells[0]);
+    if (table == Optimizers) {
+      for (const std::string& name : keys) doc.optimizers[name] = cells.at(1);
+      continue;
+    }
+    if (section.empty()) continue;  // a table outside the key sections (the dataset files)
+    std::string fallback = default_column >= 0 ? cells.at(default_column) : "";
+    std::vector<std::string> defaults = code_spans(fallback);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      std::string d = fallback;
+      // "`train_size`, `test_size`" with "`1024`, `256`": one default each.
+      if (keys.size() > 1 && defaults.size() == keys.size()) d = "`" + defaults[i] + "`";
+      doc.rows.push_back({section + "." + keys[i], d});
+    }
+  }
+  return doc;
+}
+
+fs::path config_doc_path() {
+  return fs::path(SPARSETRAIN_FIXTURES_DIR).parent_path().parent_path() / "docs" / "config.md";
+}
+
+}  // namespace
+
+TEST_CASE("config: docs/config.md documents exactly the schema's keys and defaults", "[config]") {
+  const ConfigDoc doc = read_config_doc(config_doc_path());
+  REQUIRE(doc.rows.size() > 40);
+  std::map<std::string, SchemaKey> schema;
+  for (const SchemaKey& k : schema_keys()) schema[json_path_join(k.path, k.key)] = k;
+
+  // Every key the docs list exists, and a default they state as a literal is the schema's.
+  std::set<std::string> documented;
+  for (const DocRow& row : doc.rows) {
+    INFO("docs/config.md lists " << row.key);
+    auto it = schema.find(row.key);
+    REQUIRE(it != schema.end());
+    documented.insert(row.key);
+    for (std::string p = row.key; p.find('.') != std::string::npos;) {
+      p = p.substr(0, p.rfind('.'));
+      documented.insert(p);  // "data.loader.prefetch" documents data.loader
+    }
+    if (row.fallback == "required") {
+      CHECK_FALSE(it->second.fallback.has_value());
+    } else if (std::optional<std::string> literal = literal_default(row.fallback)) {
+      INFO("documented default " << *literal);
+      REQUIRE(it->second.fallback.has_value());
+      CHECK(json::parse(*literal) == *it->second.fallback);
+    }
+  }
+  for (const std::string& key : doc.top_level) documented.insert(key);
+
+  // The optimizer table: each optimizer's keys and defaults.
+  REQUIRE(doc.optimizers.size() == optimizer_infos().size());
+  for (const OptimizerInfo& info : optimizer_infos()) {
+    INFO("optimizer " << info.text);
+    REQUIRE(doc.optimizers.count(info.text) == 1);
+    const std::string& cell = doc.optimizers.at(info.text);
+    OptimizerConfig sample;
+    sample.name = info.name;
+    std::vector<std::string> keys;
+    size_t pos = 0;
+    while ((pos = cell.find('`', pos)) != std::string::npos) {
+      size_t end = cell.find('`', pos + 1);
+      std::string key = cell.substr(pos + 1, end - pos - 1);
+      size_t open = cell.find(" (", end), close = cell.find(')', open);
+      REQUIRE((open == end + 1 && close != std::string::npos));
+      std::string fallback = cell.substr(open + 2, close - open - 2);
+      INFO("key " << key << " documented default " << fallback);
+      const Field<OptimizerConfig>& field = optimizer_schema().field(key);
+      CHECK(field.applies_to(sample));
+      std::optional<json> expected = field.fallback(sample, {});
+      if (fallback == "required") {
+        CHECK_FALSE(expected.has_value());
+      } else {
+        REQUIRE(expected.has_value());
+        CHECK(json::parse(fallback) == *expected);
+      }
+      keys.push_back(key);
+      documented.insert("optimizer." + key);
+      pos = close;
+    }
+    CHECK(keys == info.keys);
+  }
+
+  // Every key of the schema is documented.
+  for (const auto& [path, key] : schema) {
+    INFO("schema key " << path << " is missing from docs/config.md");
+    CHECK(documented.count(path) == 1);
+  }
+}
+
+TEST_CASE("config: comparison and the fingerprint follow the schema", "[config]") {
+  const ExperimentConfig base = parse(minimal());
+  // A member no key maps to (a kind that does not apply) does not make configs differ...
+  ExperimentConfig other = base;
+  other.data.label = Cifar100Label::Coarse;
+  CHECK(other == base);
+  // ...one a key maps to does, and is in the fingerprint unless the schema says otherwise.
+  other = base;
+  other.optimizer.hyper.beta2 = 0.99;
+  CHECK_FALSE(other == base);
+  CHECK(config_fingerprint(other) != config_fingerprint(base));
+  other = base;
+  other.optimizer.hyper.momentum = 0.5;  // not an Adam key
+  CHECK(other.optimizer == base.optimizer);
+  for (const Field<TrainingConfig>& f : training_schema().fields) {
+    INFO(f.key);
+    const bool tracked = !f.fingerprint || f.fingerprint(base);
+    CHECK(training_relevant_json(base)["training"].contains(f.key) == tracked);
+  }
+}
+
+// ---- model.layers at config time --------------------------------------------------------------
+
+TEST_CASE("config: model.layers is parsed and shaped when the config is read", "[config]") {
+  const json layers = json::parse(R"([{"kind": "conv", "out": 4, "kernal": 3}, {"kind": "relu"},
+                                      {"kind": "flatten"}, {"kind": "linear"}])");
+  json raw = minimal();
+  raw["model"] = {{"layers", layers}};
+  CHECK_THAT(parse_error(raw), Catch::StartsWith("exp.json: model.layers[0].kernal: unknown key"));
+  // A layer list that parses but does not fit the data's 3x32x32 input.
+  raw["model"]["layers"][0].erase("kernal");
+  raw["model"]["layers"][0]["kernel"] = 40;
+  CHECK_THAT(parse_error(raw), Catch::StartsWith("exp.json: model.layers: does not fit the data's "
+                                                 "input 3x32x32"));
+  // The same list fits a larger synthetic input: the shape comes from the data section.
+  CHECK_NOTHROW(parse(with(with(raw, "data.synthetic.height=48"), "data.synthetic.width=48")));
+  // Fashion-MNIST is 1x28x28 without reading a file.
+  raw["data"] = {{"kind", "fashion-mnist"}, {"path", "no/such/dir"}};
+  CHECK_THAT(parse_error(raw),
+             Catch::Contains("model.layers: does not fit the data's input 1x28x28"));
+  // A preset too deep for a tiny input is reported too.
+  CHECK_THAT(
+      parse_error(with(with(minimal(), "data.synthetic.height=2"), "data.synthetic.width=2")),
+      Catch::StartsWith("exp.json: model: does not fit the data's input 3x2x2"));
+  // The model is checked before the dataset files: a typo is found without the data.
+  raw["model"]["layers"][0]["kernal"] = 3;
+  CHECK_THAT(parse_error(raw, {}), Catch::Contains("model.layers[0].kernal"));
+}
+
+// ---- data sizes -------------------------------------------------------------------------------
+
+namespace {
+
+void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
+
+std::vector<uint8_t> be32(uint32_t v) {
+  return {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+}
+
+// An IDX image file of n 28x28 images and its label file (labels 0..n-1 mod 10).
+void write_idx_pair(const fs::path& images, const fs::path& labels, uint32_t n) {
+  std::vector<uint8_t> img = {0, 0, 8, 3};
+  for (uint32_t d : {n, 28u, 28u}) {
+    auto b = be32(d);
+    img.insert(img.end(), b.begin(), b.end());
+  }
+  img.resize(img.size() + n * 28 * 28, 7);
+  write_bytes(images, img);
+  std::vector<uint8_t> lab = {0, 0, 8, 1};
+  auto b = be32(n);
+  lab.insert(lab.end(), b.begin(), b.end());
+  for (uint32_t i = 0; i < n; ++i) lab.push_back(static_cast<uint8_t>(i % 10));
+  write_bytes(labels, lab);
+}
+
+// One CIFAR-10 record per file.
+void write_cifar10(const fs::path& dir) {
+  fs::create_directories(dir);
+  std::vector<uint8_t> record(1 + 3072, 9);
+  record[0] = 3;
+  for (int b = 1; b <= 5; ++b)
+    write_bytes(dir / ("data_batch_" + std::to_string(b) + ".bin"), record);
+  write_bytes(dir / "test_batch.bin", record);
+}
+
+bool config_accepts(const json& data) {
+  json raw = with(minimal(), "model={\"layers\":[{\"kind\":\"flatten\"},{\"kind\":\"linear\"}]}");
+  raw["data"] = data;
+  try {
+    parse_experiment(raw, "exp.json");
+    return true;
+  } catch (const ConfigError&) {
+    return false;
+  }
+}
+
+bool loader_accepts(const json& data) {
+  json raw = with(minimal(), "model={\"layers\":[{\"kind\":\"flatten\"},{\"kind\":\"linear\"}]}");
+  raw["data"] = data;
+  try {
+    load_experiment_data(parse(raw).data);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("config: data layouts are accepted exactly where the loaders accept them", "[config]") {
+  fs::path root = fresh_temp_dir("layouts");
+  // IDX: dash or dot before "idx", a missing file, a directory that is not one.
+  fs::create_directories(root / "dash");
+  write_idx_pair(root / "dash/train-images-idx3-ubyte", root / "dash/train-labels-idx1-ubyte", 20);
+  write_idx_pair(root / "dash/t10k-images-idx3-ubyte", root / "dash/t10k-labels-idx1-ubyte", 10);
+  fs::create_directories(root / "dot");
+  write_idx_pair(root / "dot/train-images.idx3-ubyte", root / "dot/train-labels.idx1-ubyte", 20);
+  write_idx_pair(root / "dot/t10k-images.idx3-ubyte", root / "dot/t10k-labels.idx1-ubyte", 10);
+  fs::create_directories(root / "partial");
+  write_idx_pair(root / "partial/train-images-idx3-ubyte", root / "partial/train-labels-idx1-ubyte",
+                 20);
+  // CIFAR-10: the batches directory itself, its parent, a parent without it.
+  write_cifar10(root / "c10/cifar-10-batches-bin");
+  fs::create_directories(root / "empty");
+  struct Case {
+    const char* name;
+    json data;
+    bool accepted;
+  };
+  auto d = [&](const char* kind, const fs::path& p) {
+    return json{{"kind", kind}, {"path", p.string()}};
+  };
+  for (const Case& c :
+       {Case{"idx with dashes", d("mnist", root / "dash"), true},
+        Case{"idx with dots", d("fashion-mnist", root / "dot"), true},
+        Case{"idx without test files", d("mnist", root / "partial"), false},
+        Case{"cifar10 batches dir", d("cifar10", root / "c10/cifar-10-batches-bin"), true},
+        Case{"cifar10 parent dir", d("cifar10", root / "c10"), true},
+        Case{"cifar10 empty dir", d("cifar10", root / "empty"), false},
+        Case{"missing dir", d("mnist", root / "absent"), false}}) {
+    INFO(c.name);
+    CHECK(config_accepts(c.data) == c.accepted);
+    CHECK(loader_accepts(c.data) == c.accepted);
+  }
+  fs::remove_all(root);
+}
+
+TEST_CASE("config: train_subset and validation_split that do not fit the data exit 2", "[config]") {
+  // Known at config time: synthetic data, or a subset's size.
+  CHECK_THAT(parse_error(with(with(minimal(), "data.synthetic.train_size=10"),
+                              "data.validation_split=0.05")),
+             Catch::Equals("exp.json: data.validation_split: 0.05 of 10 training images holds out "
+                           "0, which leaves an empty validation set"));
+  CHECK_NOTHROW(parse(with(with(minimal(), "data.train_subset=100"), "data.validation_split=0.5")));
+  CHECK_THAT(parse_error(with(minimal(), "data.train_subset=1e12")),
+             Catch::StartsWith("exp.json: data.train_subset: expected at most"));
+
+  // Known only when the data is opened: still a ConfigError naming the file and the key.
+  fs::path dir = fresh_temp_dir("sizes");
+  write_idx_pair(dir / "train-images-idx3-ubyte", dir / "train-labels-idx1-ubyte", 100);
+  write_idx_pair(dir / "t10k-images-idx3-ubyte", dir / "t10k-labels-idx1-ubyte", 10);
+  json raw = with(minimal(), "model={\"layers\":[{\"kind\":\"flatten\"},{\"kind\":\"linear\"}]}");
+  raw["data"] = {{"kind", "mnist"}, {"path", dir.string()}, {"train_subset", 1e12}};
+  DataConfig data = parse_experiment(raw, "exp.json").data;
+  try {
+    load_experiment_data(data);
+    FAIL("train_subset 1e12 of 100 images was accepted");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::StartsWith("exp.json: data.train_subset: asks for 1000000000000 "
+                                           "images, but the training set") &&
+                             Catch::Contains("has 100"));
+  }
+  raw["data"].erase("train_subset");
+  raw["data"]["validation_split"] = 0.001;
+  data = parse_experiment(raw, "exp.json").data;
+  CHECK_THROWS_WITH(load_experiment_data(data),
+                    Catch::StartsWith("exp.json: data.validation_split: 0.001 of 100 training "
+                                      "images holds out 0"));
+  raw["data"]["validation_split"] = 0.5;
+  CHECK(load_experiment_data(parse_experiment(raw, "exp.json").data).validation->size() == 50);
+  fs::remove_all(dir);
+}
+
+// ---- hostile JSON -----------------------------------------------------------------------------
+
+TEST_CASE("config: duplicate keys are refused with their JSON path", "[config]") {
+  auto error = [](const std::string& text) {
+    try {
+      parse_json_text(text, "exp.json");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(error(R"({"training": {"epochs": 1, "epochs": 1000000}})"),
+             Catch::StartsWith("exp.json: training.epochs: duplicate key \"epochs\""));
+  CHECK_THAT(error(R"({"version": 1, "version": 1})"),
+             Catch::StartsWith("exp.json: version: duplicate key"));
+  CHECK_THAT(error(R"({"model": {"layers": [{"kind": "relu"}, {"kind": "conv", "kind": "bn"}]}})"),
+             Catch::StartsWith("exp.json: model.layers[1].kind: duplicate key"));
+  // The same key in different objects is fine.
+  CHECK(parse_json_text(R"({"a": {"k": 1}, "b": {"k": [{"k": 2}, {"k": 3}]}})",
+                        "x")["b"]["k"][1]["k"] == 3);
+  // Through a file and through --set.
+  fs::path dir = fresh_temp_dir("dup");
+  std::ofstream(dir / "dup.json") << R"({"version": 1, "training": {"seed": 1, "seed": 2}})";
+  CHECK_THROWS_WITH(read_json_file((dir / "dup.json").string()),
+                    Catch::Contains("dup.json: training.seed: duplicate key"));
+  json raw = minimal();
+  CHECK_THROWS_WITH(apply_override(raw, "data={\"kind\":\"mnist\",\"kind\":\"x\"}"),
+                    Catch::Contains("duplicate key \"kind\""));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("config: nesting is bounded without recursion", "[config]") {
+  // 100000 levels would overflow the stack of any recursive walk (copy, dump, compare).
+  const int depth = 100000;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  CHECK_THROWS_WITH(parse_json_text(nested, "deep.json"),
+                    Catch::StartsWith("deep.json: ") && Catch::Contains("nested deeper than 64"));
+
+  // A config file whose model.layers nests that deep.
+  fs::path dir = fresh_temp_dir("deep");
+  const std::string text = R"({"version": 1, "model": {"layers": )" + nested + "}}";
+  std::ofstream(dir / "deep.json") << text;
+  CHECK_THROWS_WITH(
+      read_json_file((dir / "deep.json").string()),
+      Catch::Contains("deep.json: model.layers[0][0]") && Catch::Contains("nested deeper than 64"));
+
+  // A document built without that bound (a checkpoint's stored config): parse_experiment checks
+  // it with an explicit stack before it copies or walks anything.
+  json raw = json::parse(text);  // nlohmann's parser itself is iterative
+  CHECK_THROWS_WITH(parse_experiment(raw, "ckpt: config", {.check_files = false}),
+                    Catch::StartsWith("ckpt: config: model.layers[0]") &&
+                        Catch::Contains("nested deeper than 64"));
+  CHECK_THROWS_WITH(apply_override(raw, "training.epochs=3"),
+                    Catch::Contains("nested deeper than 64"));
+
+  // --set: a key path 60000 keys deep is refused at once, naming the flag.
+  std::string path = "a";
+  for (int i = 1; i < 60000; ++i) path += ".a";
+  json small = minimal();
+  CHECK_THROWS_WITH(apply_override(small, path + "=1"),
+                    Catch::StartsWith("override \"a.a.a.") &&
+                        Catch::Contains("the key path has 60000 parts; --set takes at most 32"));
+  // A --set value nested too deep.
+  CHECK_THROWS_WITH(apply_override(small, "description=" + nested),
+                    Catch::Contains("nested deeper than 64"));
+  CHECK(small == minimal());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("config: no raw JSON library text in messages", "[config]") {
+  fs::path dir = fresh_temp_dir("raw");
+  std::ofstream(dir / "broken.json") << "{\"version\": 1,\n \"data\": }";
+  try {
+    read_json_file((dir / "broken.json").string());
+    FAIL("broken JSON was accepted");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::StartsWith((dir / "broken.json").string() + ": not valid JSON: ") &&
+                             !Catch::Contains("json.exception"));
+  }
+  CHECK_THROWS_WITH(read_json_file(dir.string()), Catch::Contains("is a directory"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("config: a description is a note, not a payload", "[config]") {
+  json raw = minimal();
+  raw["description"] = std::string(64 * 1024, 'x');
+  CHECK(parse(raw).description.size() == 64 * 1024);
+  raw["description"] = std::string(64 * 1024 + 1, 'x');
+  CHECK_THAT(parse_error(raw), Catch::StartsWith("exp.json: description: is 65537 bytes long"));
+  CHECK_THAT(
+      parse_error(with(minimal(), "schedule.warmup_start_factor=2")),
+      Catch::StartsWith("exp.json: schedule.warmup_start_factor: expected a number in (0, 1]"));
+  CHECK_THAT(parse_error(with(with(with(minimal(), "data.synthetic.train_size=2e9"),
+                                   "data.synthetic.height=4096"),
+                              "data.synthetic.width=4096")),
+             Catch::StartsWith("exp.json: data.synthetic: (train_size + test_size)"));
 }

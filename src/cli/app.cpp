@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "backend/cpu/gemm/gemm.h"
 #include "cli/commands.h"
@@ -55,6 +56,14 @@ int run_cli(int argc, char** argv) {
   } catch (const UsageError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
+  } catch (const nlohmann::json::exception& e) {
+    // A reader let a malformed document through; say so without the library's tag.
+    std::string what = e.what();
+    const size_t tag_end =
+        what.rfind("[json.exception.", 0) == 0 ? what.find("] ") : std::string::npos;
+    if (tag_end != std::string::npos) what = what.substr(tag_end + 2);
+    std::cerr << "error: unexpected content in a JSON document: " << what << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -1,4 +1,6 @@
+#include <charconv>
 #include <iostream>
+#include <limits>
 #include <memory>
 
 #include "cli/commands.h"
@@ -16,21 +18,48 @@ struct TrainFlags {
   bool quiet = false, force = false;
 };
 
+// CLI11's own range validators print their bounds in full (a 300-digit double for
+// NonNegativeNumber); these say what is expected in words.
+CLI::Validator integer_in(int64_t lo, int64_t hi) {
+  const std::string range = hi == std::numeric_limits<int64_t>::max()
+                                ? ">= " + std::to_string(lo)
+                                : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        int64_t v = 0;
+        const char* end = text.data() + text.size();
+        auto [ptr, ec] = std::from_chars(text.data(), end, v);
+        if (ec != std::errc() || ptr != end || v < lo || v > hi) {
+          return "expected an integer " + range + ", got \"" + text + "\"";
+        }
+        return "";
+      },
+      "INT " + range);
+}
+
+const CLI::Validator kNonEmpty(
+    [](std::string& text) -> std::string {
+      return text.empty() ? "expected a directory path, got an empty string" : "";
+    },
+    "PATH");
+
 void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--config,-c", f.config, "experiment config (JSON); see docs/config.md")
       ->check(CLI::ExistingFile);
   app.add_option("--set,-s", f.set,
                  "override a config key with a JSON value, e.g. --set optimizer.lr=1e-3 "
                  "(repeatable)");
-  app.add_option("--out,-o", f.out, "run directory (default: output.dir of the config)");
+  app.add_option("--out,-o", f.out, "run directory (default: output.dir of the config)")
+      ->check(kNonEmpty);
   app.add_option("--device", f.device, "cpu, cuda or auto (overrides training.device)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   app.add_option("--resume", f.resume,
                  "continue the run in this directory from its last checkpoint")
       ->check(CLI::ExistingDirectory);
-  app.add_option("--seed", f.seed, "overrides training.seed")->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", f.seed, "overrides training.seed")
+      ->check(integer_in(0, std::numeric_limits<int64_t>::max()));
   app.add_option("--threads", f.threads, "CPU threads, 0 = all cores (overrides training.threads)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, 4096));
   app.add_flag("--force", f.force,
                "resume although the config changed, or overwrite an existing run directory");
   app.add_flag("--quiet,-q", f.quiet, "print nothing but errors");

@@ -1,5 +1,7 @@
 // The experiment configuration: a versioned JSON file parsed into typed structs. Every error
-// is a ConfigError naming the file and the dotted JSON path. docs/config.md describes each key.
+// is a ConfigError naming the file and the dotted JSON path. The keys, their defaults and
+// checks are the tables of config/schema.h; docs/config.md describes each key (a test keeps
+// the two in step).
 #pragma once
 
 #include <cstdint>
@@ -66,11 +68,17 @@ struct DataConfig {
   double validation_split = 0.0;  // fraction of the training set held out, in [0, 1)
   AugmentationConfig augmentation;
   LoaderConfig loader;
+  // The config file this came from, for errors found when the data is opened. Not a key.
+  std::string source;
 
   int channels() const;  // input channels the kind implies
+  int height() const;    // input image size the kind implies
+  int width() const;
+  // Images data.validation_split holds out of `train_images`: the same rounding as the split.
+  int64_t validation_size(int64_t train_images) const;
   // Classes the kind implies; 0 for an image folder (one class per sub-directory).
   int known_classes() const;
-  bool operator==(const DataConfig&) const = default;
+  bool operator==(const DataConfig& o) const;  // the schema's keys (not `source`)
 };
 
 // ---- model ------------------------------------------------------------------------------------
@@ -78,8 +86,9 @@ struct DataConfig {
 struct ModelConfig {
   std::string preset;  // "basicnet", "vgg11", "vgg16", "resnet18"; empty when `layers` is used
   double width = 1.0;  // preset only: multiplies every conv width
-  // The layer list as written (a non-empty array of objects) when there is no preset. Its entries
-  // are checked by layers_from_json(layers, "model.layers") when the model is built.
+  // The layer list as written (a non-empty array of objects) when there is no preset. Parsing
+  // checks it with layers_from_json(layers, "model.layers") and infers its shapes for the
+  // data's input.
   nlohmann::json layers;
 
   bool uses_preset() const { return !preset.empty(); }
@@ -98,11 +107,13 @@ struct OptimizerConfig {
 
 // The parameter groups regularization can be restricted to.
 constexpr int kParamGroupCount = 6;
+// All of them, in ParamGroup order (from the name table, config/names.h).
+std::vector<ParamGroup> every_param_group();
 
 struct RegularizationConfig {
   RegKind kind = RegKind::L2;
   double lambda = 0.0;
-  std::vector<ParamGroup> groups;  // in ParamGroup order, no repeats; default: all
+  std::vector<ParamGroup> groups = every_param_group();  // in ParamGroup order, no repeats
   // Decoupled only: lambda multiplies the scheduled lr (PyTorch's AdamW) or the base lr.
   bool scale_with_lr_schedule = true;
 
@@ -204,7 +215,8 @@ struct ExperimentConfig {
   StatisticsConfig statistics;
   OutputConfig output;
   SparsityConfig sparsity;
-  bool operator==(const ExperimentConfig&) const = default;
+  // Equal when to_json is: the schema's keys that apply, exactly.
+  bool operator==(const ExperimentConfig& o) const;
 };
 
 // ---- parsing and writing ----------------------------------------------------------------------
@@ -213,7 +225,21 @@ struct ParseOptions {
   // Check that the dataset directory and its files exist. Off to parse a config for a machine
   // that has the data elsewhere (tests, inspecting a run's config.json).
   bool check_files = true;
+  // Build model.layers (or the preset) for the data's input shape, so a layer that does not fit
+  // is reported now, naming model.layers[i], rather than after the data has loaded.
+  bool check_model = true;
 };
+
+// JSON nested deeper than this is refused (a config is about 5 levels deep); bounding it keeps
+// every recursive walk of a parsed document (copies, dumps, comparisons) off the stack's limit.
+constexpr int kMaxJsonDepth = 64;
+
+// Parses JSON text strictly: a duplicate key in an object, nesting deeper than kMaxJsonDepth or a
+// syntax error is a ConfigError naming `source` and, where it applies, the JSON path.
+nlohmann::json parse_json_text(const std::string& text, const std::string& source);
+// ConfigError naming `source` and the path when `value` nests deeper than `max_depth`; iterative.
+void check_json_depth(const nlohmann::json& value, const std::string& source,
+                      int max_depth = kMaxJsonDepth);
 
 // Validates `raw` (strictly: unknown keys, types, ranges, keys that do not apply) and fills in
 // every default. `source_name` prefixes error messages and, when it is a file name, gives the
@@ -221,7 +247,7 @@ struct ParseOptions {
 ExperimentConfig parse_experiment(const nlohmann::json& raw, const std::string& source_name,
                                   const ParseOptions& options = {});
 
-// Reads a JSON file; ConfigError when it cannot be read or is not valid JSON.
+// Reads a JSON file with parse_json_text; ConfigError when it cannot be read or is not valid.
 nlohmann::json read_json_file(const std::string& path);
 
 // read_json_file + apply_overrides (config/override.h) + parse_experiment.
@@ -257,6 +283,5 @@ const char* schedule_kind_name(ScheduleKind k);
 const char* device_choice_name(DeviceChoice d);
 const char* nonfinite_policy_name(NonFinitePolicy p);
 const char* progress_mode_name(ProgressMode p);
-std::vector<std::string> known_model_presets();  // the model.preset values
 
 }  // namespace st

@@ -26,7 +26,6 @@ struct NumberRange {
   static NumberRange unit_right_open() { return {0.0, 1.0, false, true}; }  // [0, 1)
   static NumberRange unit_left_open() { return {0.0, 1.0, true, false}; }   // (0, 1]
   static NumberRange unit_closed() { return {0.0, 1.0, false, false}; }     // [0, 1]
-  static NumberRange at_most(double hi) { return {-kInf, hi, false, false}; }
 
  private:
   static constexpr double kInf = std::numeric_limits<double>::infinity();

@@ -18,12 +18,74 @@ const NameTable<Cifar100Label>& cifar100_label_table() {
   return table;
 }
 
+const std::vector<OptimizerInfo>& optimizer_infos() {
+  // Defaults are those of torch.optim (PyTorch 1.13).
+  static const std::vector<OptimizerInfo> infos = {
+      {OptimizerName::SGD,
+       "sgd",
+       UpdateRule::SGD,
+       {"lr", "momentum", "dampening", "nesterov"},
+       std::nullopt,
+       1e-8,
+       RegKind::L2},
+      {OptimizerName::Adam,
+       "adam",
+       UpdateRule::Adam,
+       {"lr", "betas", "eps", "amsgrad"},
+       1e-3,
+       1e-8,
+       RegKind::L2},
+      {OptimizerName::AdamW,
+       "adamw",
+       UpdateRule::Adam,
+       {"lr", "betas", "eps", "amsgrad"},
+       1e-3,
+       1e-8,
+       RegKind::Decoupled},
+      {OptimizerName::AdaGrad,
+       "adagrad",
+       UpdateRule::AdaGrad,
+       {"lr", "lr_decay", "initial_accumulator", "eps"},
+       1e-2,
+       1e-10,
+       RegKind::L2},
+      {OptimizerName::RMSProp,
+       "rmsprop",
+       UpdateRule::RMSProp,
+       {"lr", "alpha", "eps", "momentum", "centered"},
+       1e-2,
+       1e-8,
+       RegKind::L2},
+      {OptimizerName::AdaDelta,
+       "adadelta",
+       UpdateRule::AdaDelta,
+       {"lr", "rho", "eps"},
+       1.0,
+       1e-6,
+       RegKind::L2},
+      {OptimizerName::AdaMax,
+       "adamax",
+       UpdateRule::AdaMax,
+       {"lr", "betas", "eps"},
+       2e-3,
+       1e-8,
+       RegKind::L2}};
+  return infos;
+}
+
+const OptimizerInfo& optimizer_info(OptimizerName name) {
+  for (const OptimizerInfo& info : optimizer_infos()) {
+    if (info.name == name) return info;
+  }
+  throw std::logic_error("config optimizer table misses an optimizer");
+}
+
 const NameTable<OptimizerName>& optimizer_table() {
-  static const NameTable<OptimizerName> table = {
-      {OptimizerName::SGD, "sgd"},         {OptimizerName::Adam, "adam"},
-      {OptimizerName::AdamW, "adamw"},     {OptimizerName::AdaGrad, "adagrad"},
-      {OptimizerName::RMSProp, "rmsprop"}, {OptimizerName::AdaDelta, "adadelta"},
-      {OptimizerName::AdaMax, "adamax"}};
+  static const NameTable<OptimizerName> table = [] {
+    NameTable<OptimizerName> t;
+    for (const OptimizerInfo& info : optimizer_infos()) t.emplace_back(info.name, info.text);
+    return t;
+  }();
   return table;
 }
 
@@ -39,6 +101,12 @@ const NameTable<ParamGroup>& param_group_table() {
       {ParamGroup::LinearWeight, "linear_weight"}, {ParamGroup::LinearBias, "linear_bias"},
       {ParamGroup::BNWeight, "bn_weight"},         {ParamGroup::BNBias, "bn_bias"}};
   return table;
+}
+
+std::vector<ParamGroup> every_param_group() {
+  std::vector<ParamGroup> groups;
+  for (const auto& entry : param_group_table()) groups.push_back(entry.first);
+  return groups;
 }
 
 const NameTable<ScheduleKind>& schedule_kind_table() {
@@ -92,10 +160,6 @@ const char* nonfinite_policy_name(NonFinitePolicy p) {
 }
 const char* progress_mode_name(ProgressMode p) {
   return table_name(progress_table(), p).c_str();
-}
-
-std::vector<std::string> known_model_presets() {
-  return {"basicnet", "vgg11", "vgg16", "resnet18"};
 }
 
 }  // namespace st

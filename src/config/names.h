@@ -1,6 +1,9 @@
-// Name <-> enum tables shared by the parser and the writer of experiment configs.
+// Name <-> enum tables: the one place each config name is spelled. The parser, the writer, the
+// messages and the tests all use these tables.
 #pragma once
 
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +14,21 @@ namespace st {
 
 template <class E>
 using NameTable = std::vector<std::pair<E, std::string>>;
+
+// An optimizer as a config names it, and what it means for the step. OptimizerName is the
+// user's choice (adam and adamw differ in their default regularization); UpdateRule is the
+// update the backends implement (adamw is the Adam rule).
+struct OptimizerInfo {
+  OptimizerName name;
+  std::string text;  // "adamw"
+  UpdateRule rule;
+  std::vector<std::string> keys;     // its config keys besides "name"
+  std::optional<double> default_lr;  // none: lr is required (PyTorch's SGD)
+  double default_eps;
+  RegKind default_reg;  // regularization.kind when the config does not say
+};
+const std::vector<OptimizerInfo>& optimizer_infos();
+const OptimizerInfo& optimizer_info(OptimizerName name);
 
 const NameTable<DataKind>& data_kind_table();
 const NameTable<Cifar100Label>& cifar100_label_table();

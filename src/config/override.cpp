@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "config/config_error.h"
+#include "config/experiment.h"
 #include "config/json_reader.h"
 
 namespace st {
@@ -17,8 +18,17 @@ struct PathStep {
   size_t index = 0;
 };
 
+// A config is a few levels deep; a longer key path is a mistake (and would build a document
+// too deep for the parser's bound).
+constexpr size_t kMaxPathSteps = 32;
+constexpr size_t kMaxShownFlag = 100;
+
+std::string shown_flag(const std::string& flag) {
+  return flag.size() <= kMaxShownFlag ? flag : flag.substr(0, kMaxShownFlag - 3) + "...";
+}
+
 [[noreturn]] void override_fail(const std::string& flag, const std::string& message) {
-  throw ConfigError("override \"" + flag + "\"", "", message);
+  throw ConfigError("override \"" + shown_flag(flag) + "\"", "", message);
 }
 
 size_t parse_index(const std::string& text, const std::string& flag) {
@@ -27,6 +37,15 @@ size_t parse_index(const std::string& text, const std::string& flag) {
     override_fail(flag, "expected a non-negative integer index in [...], got \"" + text + "\"");
   }
   return std::stoul(text);
+}
+
+void check_length(const std::vector<PathStep>& steps, const std::string& key_path,
+                  const std::string& flag) {
+  if (steps.size() <= kMaxPathSteps) return;
+  size_t parts = 0;  // every '.' and '[' starts one more
+  for (char c : key_path) parts += c == '.' || c == '[' ? 1 : 0;
+  override_fail(flag, "the key path has " + std::to_string(parts + 1) +
+                          " parts; --set takes at most " + std::to_string(kMaxPathSteps));
 }
 
 // "model.layers[2].out" -> key model, key layers, index 2, key out.
@@ -39,11 +58,13 @@ std::vector<PathStep> parse_key_path(const std::string& key_path, const std::str
     std::string key = key_path.substr(i, end - i);
     if (key.empty()) override_fail(flag, "empty key name in \"" + key_path + "\"");
     steps.push_back({false, key, 0});
+    check_length(steps, key_path, flag);
     i = end;
     while (i < key_path.size() && key_path[i] == '[') {
       size_t close = key_path.find(']', i);
       if (close == std::string::npos) override_fail(flag, "unclosed '[' in \"" + key_path + "\"");
       steps.push_back({true, "", parse_index(key_path.substr(i + 1, close - i - 1), flag)});
+      check_length(steps, key_path, flag);
       i = close + 1;
     }
     if (i == key_path.size()) break;
@@ -64,10 +85,10 @@ std::string path_text(const std::vector<PathStep>& steps, size_t count) {
   return out;
 }
 
-nlohmann::json parse_value(const std::string& text) {
-  nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return text;
-  return value;
+// Valid JSON is read as strictly as a config file (no duplicate keys, bounded depth).
+nlohmann::json parse_value(const std::string& text, const std::string& flag) {
+  if (!nlohmann::json::accept(text)) return text;
+  return parse_json_text(text, "override \"" + shown_flag(flag) + "\"");
 }
 
 // The element an index step selects; `container` must be an array.
@@ -121,12 +142,15 @@ void apply_override(nlohmann::json& raw, const std::string& flag) {
   }
   if (key_path.empty()) override_fail(flag, "expected KEY=VALUE, the key is empty");
   std::vector<PathStep> steps = parse_key_path(key_path, flag);
-  nlohmann::json value = parse_value(flag.substr(eq + 1));
+  nlohmann::json value = parse_value(flag.substr(eq + 1), flag);
 
   if (value.is_null()) {
     remove_at(raw, steps, flag);
     return;
   }
+  // The copy below recurses; a document from read_json_file is bounded already, one built
+  // elsewhere is checked here.
+  check_json_depth(raw, "override \"" + shown_flag(flag) + "\"");
   nlohmann::json edited = raw;  // edit a copy: a failed override leaves `raw` as it was
   nlohmann::json* node = &edited;
   for (size_t i = 0; i + 1 < steps.size(); ++i) {
@@ -136,9 +160,9 @@ void apply_override(nlohmann::json& raw, const std::string& flag) {
   const PathStep& last = steps.back();
   const std::string parent = path_text(steps, steps.size() - 1);
   if (last.is_index) {
-    array_element(*node, last.index, parent, flag) = value;
+    array_element(*node, last.index, parent, flag) = std::move(value);
   } else {
-    object_member(*node, last.key, parent, flag) = value;
+    object_member(*node, last.key, parent, flag) = std::move(value);
   }
   raw = std::move(edited);
 }

@@ -10,27 +10,6 @@
 namespace st {
 namespace {
 
-struct RuleName {
-  const char* name;
-  UpdateRule rule;
-};
-
-constexpr RuleName kOptimizers[] = {
-    {"sgd", UpdateRule::SGD},         {"adam", UpdateRule::Adam},
-    {"adamw", UpdateRule::Adam},      {"adagrad", UpdateRule::AdaGrad},
-    {"rmsprop", UpdateRule::RMSProp}, {"adadelta", UpdateRule::AdaDelta},
-    {"adamax", UpdateRule::AdaMax},
-};
-
-constexpr std::pair<const char*, RegKind> kRegs[] = {
-    {"none", RegKind::None}, {"l2", RegKind::L2}, {"decoupled", RegKind::Decoupled}};
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 void require(bool ok, const std::string& field, double value, const std::string& rule) {
   if (!ok)
     throw std::invalid_argument("optimizer: invalid " + field + " = " + std::to_string(value) +
@@ -106,61 +85,6 @@ std::vector<std::string> optimizer_state_names(const OptimHyper& h) {
       return {"exp_avg", "exp_inf"};
   }
   return {};
-}
-
-std::vector<std::string> optimizer_names() {
-  std::vector<std::string> names;
-  for (const RuleName& r : kOptimizers) names.push_back(r.name);
-  return names;
-}
-
-UpdateRule rule_from_name(const std::string& name) {
-  for (const RuleName& r : kOptimizers)
-    if (name == r.name) return r.rule;
-  throw std::invalid_argument("unknown optimizer '" + name + "' (expected one of " +
-                              join(optimizer_names()) + ")");
-}
-
-const char* rule_name(UpdateRule rule) {
-  switch (rule) {
-    case UpdateRule::SGD:
-      return "sgd";
-    case UpdateRule::Adam:
-      return "adam";
-    case UpdateRule::AdaGrad:
-      return "adagrad";
-    case UpdateRule::RMSProp:
-      return "rmsprop";
-    case UpdateRule::AdaDelta:
-      return "adadelta";
-    case UpdateRule::AdaMax:
-      return "adamax";
-  }
-  return "?";
-}
-
-RegKind default_reg_kind(const std::string& optimizer_name) {
-  rule_from_name(optimizer_name);  // validates the name
-  return optimizer_name == "adamw" ? RegKind::Decoupled : RegKind::L2;
-}
-
-std::vector<std::string> reg_names() {
-  std::vector<std::string> names;
-  for (const auto& r : kRegs) names.push_back(r.first);
-  return names;
-}
-
-RegKind reg_from_name(const std::string& name) {
-  for (const auto& r : kRegs)
-    if (name == r.first) return r.second;
-  throw std::invalid_argument("unknown regularization '" + name + "' (expected one of " +
-                              join(reg_names()) + ")");
-}
-
-const char* reg_name(RegKind reg) {
-  for (const auto& r : kRegs)
-    if (reg == r.second) return r.first;
-  return "?";
 }
 
 void validate_hyper(const OptimHyper& h) {

@@ -14,20 +14,7 @@
 
 namespace st {
 
-// Names as used in configs: sgd, adam, adamw, adagrad, rmsprop, adadelta, adamax.
-// "adamw" is the Adam rule; its default regularization is decoupled (see
-// default_reg_kind). Unknown names throw std::invalid_argument listing the valid ones.
-UpdateRule rule_from_name(const std::string& name);
-const char* rule_name(UpdateRule rule);
-std::vector<std::string> optimizer_names();
-// The regularization an optimizer name implies when the config does not say:
-// Decoupled for adamw (torch.optim.AdamW), L2 for the others (their weight_decay).
-RegKind default_reg_kind(const std::string& optimizer_name);
-
-// "none", "l2", "decoupled".
-RegKind reg_from_name(const std::string& name);
-const char* reg_name(RegKind reg);
-std::vector<std::string> reg_names();
+// Optimizer and regularization names ("adamw", "decoupled") are the config's: config/names.h.
 
 // Throws std::invalid_argument naming the field for values PyTorch rejects
 // (negative momentum, betas outside [0, 1), nesterov without momentum, ...).

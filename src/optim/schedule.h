@@ -30,13 +30,7 @@ struct Schedule {
   double warmup_start_factor = 0.1;
 };
 
-// "constant", "step", "multistep", "cosine".
-ScheduleKind schedule_from_name(const std::string& name);
-const char* schedule_name(ScheduleKind kind);
-std::vector<std::string> schedule_names();
-
-// Throws std::invalid_argument naming the field for inconsistent settings.
-void validate_schedule(const Schedule& s);
+// Schedule names and their checks are the config's (config/names.h, config/schema.cpp).
 
 // The learning rate at time t >= 0.
 double scheduled_lr(const Schedule& s, double t);

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "config/json_reader.h"
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
@@ -76,14 +77,24 @@ ExperimentData load_experiment_data(const DataConfig& c) {
   ExperimentData out;
   auto [train, test] = load_splits(c);
   out.test = std::move(test);
+  // The config could not know the data's size; these are still the user's values (exit 2).
+  if (c.train_subset > train.size()) {
+    throw ConfigError(c.source, "data.train_subset",
+                      "asks for " + std::to_string(c.train_subset) +
+                          " images, but the training set" +
+                          (c.path.empty() ? "" : " in \"" + c.path + "\"") + " has " +
+                          std::to_string(train.size()));
+  }
   if (c.train_subset > 0 && c.train_subset < train.size())
     train = data::random_subset(train, c.train_subset, c.subset_seed, /*stratified=*/true);
   if (c.validation_split > 0) {
-    auto n_val = static_cast<int64_t>(c.validation_split * static_cast<double>(train.size()));
+    const int64_t n_val = c.validation_size(train.size());
     if (n_val < 1 || n_val >= train.size())
-      throw std::invalid_argument("data.validation_split: " + std::to_string(c.validation_split) +
-                                  " of " + std::to_string(train.size()) +
-                                  " training images leaves an empty split");
+      throw ConfigError(c.source, "data.validation_split",
+                        describe_json_value(c.validation_split) + " of " +
+                            std::to_string(train.size()) + " training images holds out " +
+                            std::to_string(n_val) + ", which leaves an empty " +
+                            (n_val < 1 ? "validation" : "training") + " set");
     auto split = data::split_validation(train, n_val, c.subset_seed + 1, /*stratified=*/true);
     train = std::move(split.train);
     out.validation = std::move(split.validation);
