@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "backend/backend.h"
 #include "cli/commands.h"
 #include "config/config_error.h"
 
@@ -37,6 +38,9 @@ int run_cli(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const DeviceError& e) {  // --device names a device this machine or build lacks
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
