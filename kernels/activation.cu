@@ -50,18 +50,13 @@ __global__ void mul_kernel(const float* a, const float* b, float* y, int64_t n) 
   }
 }
 
-void require_same_shape(const Tensor& t, const Tensor& ref, const char* op, const char* name) {
-  require_shape(t, ref.shape(), op, name);
-}
-
 }  // namespace
 
 void relu_forward(Context& c, const Tensor& x, Tensor& y) {
   const char* op = "cuda relu_forward";
-  require_same_shape(y, x, op, "y");
   const int64_t n = x.numel();
-  const float* xp = f32_in(x, op, "x");
-  float* yp = f32_out(y, op, "y");
+  const float* xp = f32_in(x);
+  float* yp = f32_out(y);
   if (n == 0) return;
   relu_forward_kernel<<<grid_for(n), kBlock, 0, c.stream>>>(xp, yp, n);
   check_launch(op, c.stream);
@@ -69,12 +64,10 @@ void relu_forward(Context& c, const Tensor& x, Tensor& y) {
 
 void relu_backward(Context& c, const Tensor& y, const Tensor& dy, Tensor& dx) {
   const char* op = "cuda relu_backward";
-  require_same_shape(dy, y, op, "dy");
-  require_same_shape(dx, y, op, "dx");
   const int64_t n = y.numel();
-  const float* yp = f32_in(y, op, "y");
-  const float* dyp = f32_in(dy, op, "dy");
-  float* dxp = f32_out(dx, op, "dx");
+  const float* yp = f32_in(y);
+  const float* dyp = f32_in(dy);
+  float* dxp = f32_out(dx);
   if (n == 0) return;
   relu_backward_kernel<<<grid_for(n), kBlock, 0, c.stream>>>(yp, dyp, dxp, n);
   check_launch(op, c.stream);
@@ -82,12 +75,10 @@ void relu_backward(Context& c, const Tensor& y, const Tensor& dy, Tensor& dx) {
 
 void add(Context& c, const Tensor& a, const Tensor& b, Tensor& y) {
   const char* op = "cuda add";
-  require_same_shape(b, a, op, "b");
-  require_same_shape(y, a, op, "y");
   const int64_t n = a.numel();
-  const float* ap = f32_in(a, op, "a");
-  const float* bp = f32_in(b, op, "b");
-  float* yp = f32_out(y, op, "y");
+  const float* ap = f32_in(a);
+  const float* bp = f32_in(b);
+  float* yp = f32_out(y);
   if (n == 0) return;
   add_kernel<<<grid_for(n), kBlock, 0, c.stream>>>(ap, bp, yp, n);
   check_launch(op, c.stream);
@@ -95,10 +86,9 @@ void add(Context& c, const Tensor& a, const Tensor& b, Tensor& y) {
 
 void add_inplace(Context& c, Tensor& y, const Tensor& x) {
   const char* op = "cuda add_inplace";
-  require_same_shape(x, y, op, "x");
   const int64_t n = y.numel();
-  float* yp = f32_out(y, op, "y");
-  const float* xp = f32_in(x, op, "x");
+  float* yp = f32_out(y);
+  const float* xp = f32_in(x);
   if (n == 0) return;
   add_inplace_kernel<<<grid_for(n), kBlock, 0, c.stream>>>(yp, xp, n);
   check_launch(op, c.stream);
@@ -107,14 +97,10 @@ void add_inplace(Context& c, Tensor& y, const Tensor& x) {
 void dropout_forward(Context& c, const Tensor& x, double p, uint64_t seed, Tensor& mask,
                      Tensor& y) {
   const char* op = "cuda dropout_forward";
-  require(p >= 0.0 && p < 1.0, op,
-          "drop probability p must be in [0, 1), got " + std::to_string(p));
-  require_same_shape(mask, x, op, "mask");
-  require_same_shape(y, x, op, "y");
   const int64_t n = x.numel();
-  const float* xp = f32_in(x, op, "x");
-  float* mp = f32_out(mask, op, "mask");
-  float* yp = f32_out(y, op, "y");
+  const float* xp = f32_in(x);
+  float* mp = f32_out(mask);
+  float* yp = f32_out(y);
   if (n == 0) return;
   const float scale = static_cast<float>(1.0 / (1.0 - p));
   dropout_forward_kernel<<<grid_for(n), kBlock, 0, c.stream>>>(xp, static_cast<float>(p), scale,
@@ -124,12 +110,10 @@ void dropout_forward(Context& c, const Tensor& x, double p, uint64_t seed, Tenso
 
 void dropout_backward(Context& c, const Tensor& dy, const Tensor& mask, Tensor& dx) {
   const char* op = "cuda dropout_backward";
-  require_same_shape(mask, dy, op, "mask");
-  require_same_shape(dx, dy, op, "dx");
   const int64_t n = dy.numel();
-  const float* dyp = f32_in(dy, op, "dy");
-  const float* mp = f32_in(mask, op, "mask");
-  float* dxp = f32_out(dx, op, "dx");
+  const float* dyp = f32_in(dy);
+  const float* mp = f32_in(mask);
+  float* dxp = f32_out(dx);
   if (n == 0) return;
   mul_kernel<<<grid_for(n), kBlock, 0, c.stream>>>(dyp, mp, dxp, n);
   check_launch(op, c.stream);

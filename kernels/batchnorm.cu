@@ -19,8 +19,7 @@ struct ChannelLayout {
   int64_t count() const { return n * inner; }
 };
 
-ChannelLayout channel_layout(const Tensor& x, const char* op) {
-  require(x.ndim() >= 2, op, "x must be [N, C, ...], got " + shape_str(x.shape()));
+ChannelLayout channel_layout(const Tensor& x) {
   ChannelLayout l;
   l.n = x.dim(0);
   l.channels = x.dim(1);
@@ -112,12 +111,6 @@ __global__ void bn_backward_kernel(const float* x, const float* gamma, const flo
   }
 }
 
-using NamedTensors = std::initializer_list<std::pair<const Tensor*, const char*>>;
-
-void require_channel_vectors(int64_t channels, const char* op, NamedTensors tensors) {
-  for (const auto& [t, name] : tensors) require_shape(*t, {channels}, op, name);
-}
-
 }  // namespace
 
 void channel_sum(Context& c, const float* x, int64_t n, int64_t channels, int64_t hw, float* out,
@@ -135,23 +128,11 @@ void batchnorm_forward_train(Context& c, const Tensor& x, const Tensor& gamma, c
                              Tensor& running_mean, Tensor& running_var, double momentum, double eps,
                              Tensor& y, Tensor& save_mean, Tensor& save_invstd) {
   const char* op = "cuda batchnorm_forward_train";
-  const ChannelLayout l = channel_layout(x, op);
-  require(l.count() > 1, op,
-          "expected more than 1 value per channel in training, got input " + shape_str(x.shape()));
-  require_shape(y, x.shape(), op, "y");
-  require_channel_vectors(l.channels, op,
-                          {{&gamma, "gamma"},
-                           {&beta, "beta"},
-                           {&running_mean, "running_mean"},
-                           {&running_var, "running_var"},
-                           {&save_mean, "save_mean"},
-                           {&save_invstd, "save_invstd"}});
+  const ChannelLayout l = channel_layout(x);
   if (l.channels == 0) return;
   bn_train_kernel<<<static_cast<unsigned>(l.channels), kBlock, 0, c.stream>>>(
-      f32_in(x, op, "x"), f32_in(gamma, op, "gamma"), f32_in(beta, op, "beta"),
-      f32_out(running_mean, op, "running_mean"), f32_out(running_var, op, "running_var"), momentum,
-      eps, f32_out(y, op, "y"), f32_out(save_mean, op, "save_mean"),
-      f32_out(save_invstd, op, "save_invstd"), l);
+      f32_in(x), f32_in(gamma), f32_in(beta), f32_out(running_mean), f32_out(running_var), momentum,
+      eps, f32_out(y), f32_out(save_mean), f32_out(save_invstd), l);
   check_launch(op, c.stream);
 }
 
@@ -159,18 +140,11 @@ void batchnorm_forward_eval(Context& c, const Tensor& x, const Tensor& gamma, co
                             const Tensor& running_mean, const Tensor& running_var, double eps,
                             Tensor& y) {
   const char* op = "cuda batchnorm_forward_eval";
-  const ChannelLayout l = channel_layout(x, op);
-  require_shape(y, x.shape(), op, "y");
-  require_channel_vectors(l.channels, op,
-                          {{&gamma, "gamma"},
-                           {&beta, "beta"},
-                           {&running_mean, "running_mean"},
-                           {&running_var, "running_var"}});
+  const ChannelLayout l = channel_layout(x);
   if (x.numel() == 0) return;
   bn_eval_kernel<<<grid_for(x.numel()), kBlock, 0, c.stream>>>(
-      f32_in(x, op, "x"), f32_in(gamma, op, "gamma"), f32_in(beta, op, "beta"),
-      f32_in(running_mean, op, "running_mean"), f32_in(running_var, op, "running_var"),
-      static_cast<float>(eps), f32_out(y, op, "y"), l);
+      f32_in(x), f32_in(gamma), f32_in(beta), f32_in(running_mean), f32_in(running_var),
+      static_cast<float>(eps), f32_out(y), l);
   check_launch(op, c.stream);
 }
 
@@ -178,21 +152,11 @@ void batchnorm_backward(Context& c, const Tensor& x, const Tensor& gamma, const 
                         const Tensor& save_invstd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
                         Tensor& dbeta) {
   const char* op = "cuda batchnorm_backward";
-  const ChannelLayout l = channel_layout(x, op);
-  require(l.count() > 0, op, "empty batch: input " + shape_str(x.shape()));
-  require_shape(dy, x.shape(), op, "dy");
-  require_shape(dx, x.shape(), op, "dx");
-  require_channel_vectors(l.channels, op,
-                          {{&gamma, "gamma"},
-                           {&save_mean, "save_mean"},
-                           {&save_invstd, "save_invstd"},
-                           {&dgamma, "dgamma"},
-                           {&dbeta, "dbeta"}});
+  const ChannelLayout l = channel_layout(x);
   if (l.channels == 0) return;
   bn_backward_kernel<<<static_cast<unsigned>(l.channels), kBlock, 0, c.stream>>>(
-      f32_in(x, op, "x"), f32_in(gamma, op, "gamma"), f32_in(save_mean, op, "save_mean"),
-      f32_in(save_invstd, op, "save_invstd"), f32_in(dy, op, "dy"), f32_out(dx, op, "dx"),
-      f32_out(dgamma, op, "dgamma"), f32_out(dbeta, op, "dbeta"), l);
+      f32_in(x), f32_in(gamma), f32_in(save_mean), f32_in(save_invstd), f32_in(dy), f32_out(dx),
+      f32_out(dgamma), f32_out(dbeta), l);
   check_launch(op, c.stream);
 }
 

@@ -322,22 +322,9 @@ void run_gemm(Context& c, const P& p, const char* op) {
   }
 }
 
-// Checks x, w and the geometry, and returns the sizes (all GEMM dims must fit in int).
+// The sizes (Backend checked the operands); all GEMM dims must fit in int.
 ConvShape conv_shape(const Tensor& x, const Tensor& w, const ConvGeom& g, const char* op) {
-  require_ndim(x, 4, op, "x");
-  require_ndim(w, 4, op, "w");
-  require(
-      g.kh >= 1 && g.kw >= 1 && g.stride_h >= 1 && g.stride_w >= 1 && g.pad_h >= 0 && g.pad_w >= 0,
-      op,
-      "bad geometry: kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + ", stride " +
-          std::to_string(g.stride_h) + "x" + std::to_string(g.stride_w) + ", padding " +
-          std::to_string(g.pad_h) + "x" + std::to_string(g.pad_w));
-  require(w.dim(1) == x.dim(1) && w.dim(2) == g.kh && w.dim(3) == g.kw, op,
-          "weight " + shape_str(w.shape()) + " does not fit input " + shape_str(x.shape()) +
-              " with a " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " kernel");
   const int64_t oh = g.out_h(x.dim(2)), ow = g.out_w(x.dim(3));
-  require(x.dim(2) + 2 * g.pad_h >= g.kh && x.dim(3) + 2 * g.pad_w >= g.kw, op,
-          "input " + shape_str(x.shape()) + " is smaller than the padded kernel");
   const int64_t big = std::max({x.dim(0) * oh * ow, x.dim(0) * x.dim(2) * x.dim(3),
                                 w.dim(0) * g.kh * g.kw, x.dim(1) * g.kh * g.kw});
   require(big < INT_MAX, op,
@@ -366,17 +353,15 @@ void conv2d_forward(Context& c, const Tensor& x, const Tensor& w, const Tensor* 
                     const ConvGeom& g, Tensor& y) {
   const char* op = "cuda conv2d_forward";
   const ConvShape s = conv_shape(x, w, g, op);
-  require_shape(y, {s.n, s.o, s.oh, s.ow}, op, "y");
   ConvForward p;
   p.s = s;
-  p.x = f32_in(x, op, "x");
-  p.w = f32_in(w, op, "w");
+  p.x = f32_in(x);
+  p.w = f32_in(w);
   p.bias = nullptr;
   if (bias) {
-    require_shape(*bias, {s.o}, op, "bias");
-    p.bias = f32_in(*bias, op, "bias");
+    p.bias = f32_in(*bias);
   }
-  p.y = f32_out(y, op, "y");
+  p.y = f32_out(y);
   p.M = s.o;
   p.N = s.n * s.oh * s.ow;
   p.K = s.c * s.kh * s.kw;
@@ -387,16 +372,13 @@ void conv2d_backward(Context& c, const Tensor& x, const Tensor& w, const Tensor&
                      const ConvGeom& g, Tensor* dx, Tensor& dw, Tensor* db) {
   const char* op = "cuda conv2d_backward";
   const ConvShape s = conv_shape(x, w, g, op);
-  require_shape(dy, {s.n, s.o, s.oh, s.ow}, op, "dy");
-  require_shape(dw, w.shape(), op, "dw");
-  const float* dy_p = f32_in(dy, op, "dy");
+  const float* dy_p = f32_in(dy);
   if (dx) {
-    require_shape(*dx, x.shape(), op, "dx");
     ConvBackwardData p;
     p.s = s;
-    p.w = f32_in(w, op, "w");
+    p.w = f32_in(w);
     p.dy = dy_p;
-    p.dx = f32_out(*dx, op, "dx");
+    p.dx = f32_out(*dx);
     p.M = s.c;
     p.N = s.n * s.h * s.w;
     p.K = s.o * s.kh * s.kw;
@@ -404,16 +386,15 @@ void conv2d_backward(Context& c, const Tensor& x, const Tensor& w, const Tensor&
   }
   ConvBackwardWeight p;
   p.s = s;
-  p.x = f32_in(x, op, "x");
+  p.x = f32_in(x);
   p.dy = dy_p;
-  p.dw = f32_out(dw, op, "dw");
+  p.dw = f32_out(dw);
   p.M = s.o;
   p.N = s.c * s.kh * s.kw;
   p.K = s.n * s.oh * s.ow;
   run_gemm(c, p, op);
   if (db) {
-    require_shape(*db, {s.o}, op, "db");
-    channel_sum(c, dy_p, s.n, s.o, static_cast<int64_t>(s.oh) * s.ow, f32_out(*db, op, "db"), op);
+    channel_sum(c, dy_p, s.n, s.o, static_cast<int64_t>(s.oh) * s.ow, f32_out(*db), op);
   }
 }
 

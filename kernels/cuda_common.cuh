@@ -2,6 +2,7 @@
 // after CUDA calls and launches, launch sizing, and deterministic reductions.
 #pragma once
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -20,20 +21,29 @@ constexpr unsigned kFullMask = 0xffffffffu;
 
 // Throws std::runtime_error "<op>: <what>: <CUDA message>" when e is an error.
 void check(cudaError_t e, const char* op, const char* what);
+// The same for a cuBLAS status.
+void check_cublas(cublasStatus_t s, const char* op, const char* what);
 // After a kernel launch: throws naming the op when the launch failed. With
 // SPARSETRAIN_CUDA_SYNC=1 it also synchronizes, so that a fault inside a kernel
 // is reported by the op that caused it.
 void check_launch(const char* op, cudaStream_t stream);
 
-// Throws std::invalid_argument "<op>: <message>" when cond is false.
+// Throws std::invalid_argument "<op>: <message>" when cond is false: the kernels'
+// own limits (int32 indexing), beyond the op contract Backend checks.
 void require(bool cond, const char* op, const std::string& message);
-// F32 tensor on the CUDA device, else a clear error naming the op and argument.
-const float* f32_in(const Tensor& t, const char* op, const char* name);
-float* f32_out(Tensor& t, const char* op, const char* name);
-const int32_t* i32_in(const Tensor& t, const char* op, const char* name);
-int32_t* i32_out(Tensor& t, const char* op, const char* name);
-void require_shape(const Tensor& t, const Shape& expected, const char* op, const char* name);
-void require_ndim(const Tensor& t, int ndim, const char* op, const char* name);
+// Typed device pointers of tensors whose dtype and device Backend checked.
+inline const float* f32_in(const Tensor& t) {
+  return static_cast<const float*>(t.raw());
+}
+inline float* f32_out(Tensor& t) {
+  return static_cast<float*>(t.raw());
+}
+inline const int32_t* i32_in(const Tensor& t) {
+  return static_cast<const int32_t*>(t.raw());
+}
+inline int32_t* i32_out(Tensor& t) {
+  return static_cast<int32_t*>(t.raw());
+}
 
 // Blocks for a grid-stride loop over n elements.
 inline unsigned grid_for(int64_t n, int block = kBlock) {

@@ -1,6 +1,9 @@
 // The CUDA op implementations behind CudaBackend, one group per kernel file.
-// Each checks its arguments (F32 tensors on the device, shapes) and queues its
-// kernels on the context's stream without waiting, unless it returns a value.
+// Backend's public ops have checked the arguments (backend.cpp: F32 tensors on
+// the device, shapes, hyperparameters); these check only the kernels' own limits
+// (int32 index ranges) and the values they read on the device (label ranges).
+// Each queues its kernels on the context's stream without waiting, unless it
+// returns a value.
 #pragma once
 
 #include <cublas_v2.h>
@@ -38,13 +41,39 @@ class DeviceSegments {
   Tensor device_;
 };
 
+struct Context;
+
+// Page-locked staging for upload_batch (upload.cu): two slots used in turn.
+class UploadStaging {
+ public:
+  UploadStaging() = default;
+  ~UploadStaging();
+  UploadStaging(const UploadStaging&) = delete;
+  UploadStaging& operator=(const UploadStaging&) = delete;
+  void init();  // creates the events; needs a CUDA device
+  void upload(Context& c, const Tensor& images, const Tensor& labels, Tensor& x, Tensor& y);
+
+ private:
+  struct Slot {
+    void* host = nullptr;
+    std::size_t bytes = 0;
+    cudaEvent_t copied = nullptr;  // the slot's latest copy to the device
+    bool pending = false;
+  };
+  Slot slots_[2];
+  int next_ = 0;
+  cudaEvent_t compute_mark_ = nullptr;
+};
+
 struct Context {
-  cudaStream_t stream = nullptr;
+  cudaStream_t stream = nullptr;       // compute
+  cudaStream_t copy_stream = nullptr;  // host-to-device batch uploads
   cublasHandle_t cublas = nullptr;
   bool tf32 = false;  // TF32 tensor cores for conv and linear GEMMs
   int sm_count = 1;
   Workspace* workspace = nullptr;
   DeviceSegments* segments = nullptr;
+  UploadStaging* staging = nullptr;
   void* host_scratch = nullptr;  // page-locked, kHostScratchBytes, for results read by the host
 };
 constexpr std::size_t kHostScratchBytes = 256;
@@ -97,6 +126,9 @@ int64_t count_correct(Context& c, const Tensor& logits, const Tensor& labels);
 
 // stats.cu
 void channel_absmax(Context& c, const Tensor& h, Tensor& out);
+
+// upload.cu
+void upload_batch(Context& c, const Tensor& images, const Tensor& labels, Tensor& x, Tensor& y);
 
 // optim.cu
 void optimizer_step(Context& c, const OptimStep& s, Tensor& params, const Tensor& grads,

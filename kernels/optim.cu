@@ -36,33 +36,11 @@ __global__ void optimizer_step_kernel(RuleScalars k, float* params, const float*
   }
 }
 
-void check_state(const OptimStep& s, const Tensor& params, const std::vector<Tensor>& state,
-                 const char* op) {
-  const int expected = optimizer_state_count(s.hyper);
-  require(static_cast<int>(state.size()) == expected && expected <= 3, op,
-          "the rule keeps " + std::to_string(expected) + " state buffers, got " +
-              std::to_string(state.size()));
-  for (std::size_t j = 0; j < state.size(); ++j)
-    require(state[j].numel() == params.numel(), op,
-            "state buffer " + std::to_string(j) + " " + shape_str(state[j].shape()) +
-                " does not match the parameters " + shape_str(params.shape()));
-}
-
-// Segments must tile [0, numel) in order, so every element is updated exactly
-// once.
-void check_segments(const std::vector<UpdateSegment>& segments, int64_t numel, const char* op) {
-  int64_t next = 0;
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    const UpdateSegment& seg = segments[i];
-    require(seg.offset == next && seg.length >= 0, op,
-            "segment " + std::to_string(i) + " covers [" + std::to_string(seg.offset) + ", " +
-                std::to_string(seg.offset + seg.length) + ") but should start at " +
-                std::to_string(next));
-    next += seg.length;
-  }
-  require(next == numel, op,
-          "segments cover " + std::to_string(next) + " elements, the parameters have " +
-              std::to_string(numel));
+// Backend checked the buffers and that the segments tile them; these are the
+// kernel's own limits.
+void check_limits(const std::vector<Tensor>& state, const std::vector<UpdateSegment>& segments,
+                  const char* op) {
+  require(state.size() <= 3, op, "at most 3 state buffers, got " + std::to_string(state.size()));
   require(segments.size() < (std::size_t{1} << 30), op, "too many segments");
 }
 
@@ -94,17 +72,11 @@ const UpdateSegment* DeviceSegments::upload(const std::vector<UpdateSegment>& se
 void optimizer_step(Context& c, const OptimStep& s, Tensor& params, const Tensor& grads,
                     std::vector<Tensor>& state, const std::vector<UpdateSegment>& segments) {
   const char* op = "cuda optimizer_step";
-  float* pp = f32_out(params, op, "params");
-  require(grads.numel() == params.numel(), op,
-          "gradients " + shape_str(grads.shape()) + " do not match parameters " +
-              shape_str(params.shape()));
-  const float* gp = f32_in(grads, op, "grads");
-  require(s.step >= 1, op, "step must count from 1, got " + std::to_string(s.step));
-  check_state(s, params, state, op);
+  float* pp = f32_out(params);
+  const float* gp = f32_in(grads);
+  check_limits(state, segments, op);
   float* slots[3] = {nullptr, nullptr, nullptr};
-  for (std::size_t j = 0; j < state.size(); ++j)
-    slots[j] = f32_out(state[j], op, ("state[" + std::to_string(j) + "]").c_str());
-  check_segments(segments, params.numel(), op);
+  for (std::size_t j = 0; j < state.size(); ++j) slots[j] = f32_out(state[j]);
   const int64_t n = params.numel();
   if (n == 0) return;
   const UpdateSegment* table = c.segments->upload(segments, c.stream);

@@ -152,16 +152,6 @@ __global__ void global_avgpool_backward_kernel(const float* dy, float* dx, int64
 }
 
 PoolShape pool_shape(const Tensor& x, const PoolGeom& g, const char* op) {
-  require_ndim(x, 4, op, "x");
-  require(g.kh >= 1 && g.kw >= 1 && g.stride_h >= 1 && g.stride_w >= 1 && g.pad_h >= 0 &&
-              g.pad_w >= 0 && 2 * g.pad_h <= g.kh && 2 * g.pad_w <= g.kw,
-          op,
-          "bad pooling geometry: kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) +
-              ", stride " + std::to_string(g.stride_h) + "x" + std::to_string(g.stride_w) +
-              ", padding " + std::to_string(g.pad_h) + "x" + std::to_string(g.pad_w) +
-              " (padding may be at most half the kernel)");
-  require(x.dim(2) + 2 * g.pad_h >= g.kh && x.dim(3) + 2 * g.pad_w >= g.kw, op,
-          "input " + shape_str(x.shape()) + " is smaller than the padded kernel");
   require(x.dim(2) * x.dim(3) < (int64_t{1} << 31), op, "plane too large: " + shape_str(x.shape()));
   PoolShape s;
   s.planes = x.dim(0) * x.dim(1);
@@ -183,12 +173,9 @@ PoolShape pool_shape(const Tensor& x, const PoolGeom& g, const char* op) {
 void maxpool2d_forward(Context& c, const Tensor& x, const PoolGeom& g, Tensor& y, Tensor& argmax) {
   const char* op = "cuda maxpool2d_forward";
   const PoolShape s = pool_shape(x, g, op);
-  const Shape out{x.dim(0), x.dim(1), s.oh, s.ow};
-  require_shape(y, out, op, "y");
-  require_shape(argmax, out, op, "argmax");
-  const float* xp = f32_in(x, op, "x");
-  float* yp = f32_out(y, op, "y");
-  int32_t* ap = i32_out(argmax, op, "argmax");
+  const float* xp = f32_in(x);
+  float* yp = f32_out(y);
+  int32_t* ap = i32_out(argmax);
   if (y.numel() == 0) return;
   maxpool_forward_kernel<<<grid_for(y.numel()), kBlock, 0, c.stream>>>(xp, yp, ap, s);
   check_launch(op, c.stream);
@@ -196,17 +183,11 @@ void maxpool2d_forward(Context& c, const Tensor& x, const PoolGeom& g, Tensor& y
 
 void maxpool2d_backward(Context& c, const Tensor& dy, const Tensor& argmax, Tensor& dx) {
   const char* op = "cuda maxpool2d_backward";
-  require_ndim(dy, 4, op, "dy");
-  require_ndim(dx, 4, op, "dx");
-  require_shape(argmax, dy.shape(), op, "argmax");
-  require(dx.dim(0) == dy.dim(0) && dx.dim(1) == dy.dim(1), op,
-          "dx " + shape_str(dx.shape()) + " and dy " + shape_str(dy.shape()) +
-              " differ in batch or channels");
   require(dx.dim(2) * dx.dim(3) < (int64_t{1} << 31), op,
           "plane too large: " + shape_str(dx.shape()));
-  const float* dyp = f32_in(dy, op, "dy");
-  const int32_t* ap = i32_in(argmax, op, "argmax");
-  float* dxp = f32_out(dx, op, "dx");
+  const float* dyp = f32_in(dy);
+  const int32_t* ap = i32_in(argmax);
+  float* dxp = f32_out(dx);
   const int64_t planes = dx.dim(0) * dx.dim(1);
   if (dx.numel() == 0) return;
   maxpool_backward_kernel<<<warp_grid_for(planes), kBlock, 0, c.stream>>>(
@@ -218,9 +199,8 @@ void maxpool2d_backward(Context& c, const Tensor& dy, const Tensor& argmax, Tens
 void avgpool2d_forward(Context& c, const Tensor& x, const PoolGeom& g, Tensor& y) {
   const char* op = "cuda avgpool2d_forward";
   const PoolShape s = pool_shape(x, g, op);
-  require_shape(y, {x.dim(0), x.dim(1), s.oh, s.ow}, op, "y");
-  const float* xp = f32_in(x, op, "x");
-  float* yp = f32_out(y, op, "y");
+  const float* xp = f32_in(x);
+  float* yp = f32_out(y);
   if (y.numel() == 0) return;
   avgpool_forward_kernel<<<grid_for(y.numel()), kBlock, 0, c.stream>>>(xp, yp, s);
   check_launch(op, c.stream);
@@ -229,9 +209,8 @@ void avgpool2d_forward(Context& c, const Tensor& x, const PoolGeom& g, Tensor& y
 void avgpool2d_backward(Context& c, const Tensor& dy, const PoolGeom& g, Tensor& dx) {
   const char* op = "cuda avgpool2d_backward";
   const PoolShape s = pool_shape(dx, g, op);
-  require_shape(dy, {dx.dim(0), dx.dim(1), s.oh, s.ow}, op, "dy");
-  const float* dyp = f32_in(dy, op, "dy");
-  float* dxp = f32_out(dx, op, "dx");
+  const float* dyp = f32_in(dy);
+  float* dxp = f32_out(dx);
   if (dx.numel() == 0) return;
   avgpool_backward_kernel<<<grid_for(dx.numel()), kBlock, 0, c.stream>>>(dyp, dxp, s);
   check_launch(op, c.stream);
@@ -239,12 +218,10 @@ void avgpool2d_backward(Context& c, const Tensor& dy, const PoolGeom& g, Tensor&
 
 void global_avgpool_forward(Context& c, const Tensor& x, Tensor& y) {
   const char* op = "cuda global_avgpool_forward";
-  require_ndim(x, 4, op, "x");
-  require_shape(y, {x.dim(0), x.dim(1)}, op, "y");
   const int64_t hw = x.dim(2) * x.dim(3);
   require(hw > 0 && hw < (int64_t{1} << 31), op, "bad plane size in " + shape_str(x.shape()));
-  const float* xp = f32_in(x, op, "x");
-  float* yp = f32_out(y, op, "y");
+  const float* xp = f32_in(x);
+  float* yp = f32_out(y);
   if (y.numel() == 0) return;
   global_avgpool_forward_kernel<<<warp_grid_for(y.numel()), kBlock, 0, c.stream>>>(
       xp, yp, y.numel(), static_cast<int>(hw));
@@ -253,12 +230,10 @@ void global_avgpool_forward(Context& c, const Tensor& x, Tensor& y) {
 
 void global_avgpool_backward(Context& c, const Tensor& dy, Tensor& dx) {
   const char* op = "cuda global_avgpool_backward";
-  require_ndim(dx, 4, op, "dx");
-  require_shape(dy, {dx.dim(0), dx.dim(1)}, op, "dy");
   const int64_t hw = dx.dim(2) * dx.dim(3);
   require(hw > 0 && hw < (int64_t{1} << 31), op, "bad plane size in " + shape_str(dx.shape()));
-  const float* dyp = f32_in(dy, op, "dy");
-  float* dxp = f32_out(dx, op, "dx");
+  const float* dyp = f32_in(dy);
+  float* dxp = f32_out(dx);
   if (dx.numel() == 0) return;
   global_avgpool_backward_kernel<<<grid_for(dx.numel()), kBlock, 0, c.stream>>>(
       dyp, dxp, dx.numel(), static_cast<int>(hw));

@@ -22,10 +22,8 @@ __global__ void channel_absmax_kernel(const float* h, float* out, int64_t planes
 
 void channel_absmax(Context& c, const Tensor& h, Tensor& out) {
   const char* op = "cuda channel_absmax";
-  require(h.ndim() >= 2, op, "h must be [N, C, ...], got " + shape_str(h.shape()));
-  require_shape(out, {h.dim(0), h.dim(1)}, op, "out");
-  const float* hp = f32_in(h, op, "h");
-  float* op_out = f32_out(out, op, "out");
+  const float* hp = f32_in(h);
+  float* op_out = f32_out(out);
   const int64_t planes = h.dim(0) * h.dim(1);
   if (planes == 0) return;
   const int64_t plane = h.numel() / planes;

@@ -13,7 +13,8 @@
 //   exact FP32 path 1e-5; TF32 tensor-core path 1e-2.
 // Integer results (argmax, counts) and dropout masks must match exactly.
 //
-// Without a CUDA device every test passes with a "no CUDA device: skipped" warning.
+// Without a CUDA device every test is reported skipped: the binary exits with 77
+// (tests/main.cpp), which ctest's SKIP_RETURN_CODE counts as a skip.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -26,6 +27,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "ops_test_util.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -41,9 +43,9 @@ constexpr double kExactTol = 1e-5;
 constexpr double kTf32Tol = 1e-2;
 
 bool skip_without_cuda() {
-  if (cuda_device_available()) return false;
-  WARN("no CUDA device: skipped");
-  SUCCEED("no CUDA device: skipped");
+  const CudaProbe probe = probe_cuda();
+  if (probe.devices > 0) return false;
+  st::testing::skip_test_case(probe.problem);
   return true;
 }
 
@@ -250,6 +252,72 @@ TEST_CASE("cuda conv2d TF32 tensor-core path matches the CPU within TF32 precisi
   auto dev = cuda_backend(true);
   uint64_t seed = 200;
   for (const ConvCase& cc : conv_cases()) check_conv_case(*dev, cc, kTf32Tol, seed += 10);
+}
+
+// Normwise relative error max |got - ref| / max |ref|.
+double normwise_error(const Tensor& got, const Tensor& ref) {
+  const std::vector<double> g = got.to_vector_f64(), r = ref.to_vector_f64();
+  double scale = 0.0, worst = 0.0;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    scale = std::max(scale, std::fabs(r[i]));
+    worst = std::max(worst, std::fabs(g[i] - r[i]));
+  }
+  return scale > 0 ? worst / scale : worst;
+}
+
+TEST_CASE("cuda conv2d forward with split K matches the CPU", "[cuda]") {
+  if (skip_without_cuda()) return;
+  // One output tile (64 filters x 16 positions) against K = 256 * 3 * 3 = 2304:
+  // the forward splits K on every GPU (fewer tiles than two per SM, and K holds
+  // 18 slices of 8 * BK), and the reduction kernel then adds the bias.
+  const std::vector<ConvCase> cases = {
+      {{1, 256, 4, 4}, 64, geom(3, 3, 1, 1, 1, 1), true},
+      {{1, 256, 4, 4}, 64, geom(3, 3, 1, 1, 1, 1), false},
+      {{2, 300, 3, 5}, 37, geom(3, 3, 2, 1, 1, 0), true},  // ragged tiles and chunks
+  };
+  for (bool tf32 : {false, true}) {
+    auto dev = cuda_backend(tf32);
+    for (std::size_t i = 0; i < cases.size(); ++i)
+      check_conv_case(*dev, cases[i], tf32 ? kTf32Tol : kExactTol, 900 + 10 * i);
+  }
+}
+
+TEST_CASE("cuda TF32 option really runs conv and linear on TF32 tensor cores", "[cuda]") {
+  if (skip_without_cuda()) return;
+  // Inputs with full 23-bit mantissas: TF32 keeps 10 bits, so its products are off
+  // by about 2^-11 each, far above FP32's rounding. A TF32 backend whose results
+  // are as exact as FP32 fell back to FP32 silently (an old GPU path, cuBLAS
+  // choosing a SIMT kernel, NVIDIA_TF32_OVERRIDE=0 in the environment).
+  constexpr double kFp32Bound = 1e-5, kTf32Floor = 2e-5;
+  auto cpu = make_cpu_backend();
+  const Shape xs{4, 64, 12, 12}, ws{64, 64, 3, 3};
+  const ConvGeom g = geom(3, 3, 1, 1, 1, 1);
+  const Tensor x = host_rand(xs, 71), w = host_rand(ws, 72);
+  const Shape ys{4, 64, 12, 12};
+  Tensor y_ref(ys, DType::F64);
+  cpu->conv2d_forward(f64(x), f64(w), nullptr, g, y_ref);
+  const Tensor lx = host_rand({256, 1024}, 73), lw = host_rand({256, 1024}, 74);
+  Tensor ly_ref({256, 256}, DType::F64);
+  cpu->linear_forward(f64(lx), f64(lw), nullptr, ly_ref);
+
+  double conv_err[2] = {0, 0}, linear_err[2] = {0, 0};
+  for (int tf32 = 0; tf32 < 2; ++tf32) {
+    auto dev = cuda_backend(tf32 == 1);
+    Tensor y(ys, DType::F32, Device::CUDA), ly({256, 256}, DType::F32, Device::CUDA);
+    dev->conv2d_forward(gpu(x), gpu(w), nullptr, g, y);
+    dev->linear_forward(gpu(lx), gpu(lw), nullptr, ly);
+    dev->synchronize();
+    conv_err[tf32] = normwise_error(y, y_ref);
+    linear_err[tf32] = normwise_error(ly, ly_ref);
+  }
+  INFO("conv error: fp32 " << conv_err[0] << ", tf32 " << conv_err[1] << "; linear error: fp32 "
+                           << linear_err[0] << ", tf32 " << linear_err[1]);
+  CHECK(conv_err[0] < kFp32Bound);
+  CHECK(linear_err[0] < kFp32Bound);
+  CHECK(conv_err[1] > kTf32Floor);
+  CHECK(linear_err[1] > kTf32Floor);
+  CHECK(conv_err[1] < kTf32Tol);
+  CHECK(linear_err[1] < kTf32Tol);
 }
 
 TEST_CASE("cuda conv2d results are bitwise reproducible", "[cuda]") {
@@ -636,39 +704,49 @@ TEST_CASE("cuda ops refuse tensors of the wrong dtype - device or shape", "[cuda
   CHECK_THROWS_WITH(dev->count_correct(y, bad_labels), Catch::Contains("label 3 at row 1"));
 }
 
-#ifdef SPARSETRAIN_WITH_CUDA
-TEST_CASE("cuda upload_async copies pinned batches in stream order", "[cuda]") {
+TEST_CASE("cuda upload_batch copies images and labels in stream order", "[cuda]") {
   if (skip_without_cuda()) return;
-  CudaBackend dev;
-  const Shape s{4, 3, 8, 8};
-  PinnedHostBuffer host_a(s), host_b(s);
-  host_a.tensor().copy_from(host_rand(s, 1));
-  host_b.tensor().copy_from(host_rand(s, 2));
-  Tensor dev_a(s, DType::F32, Device::CUDA), dev_b(s, DType::F32, Device::CUDA);
-  Tensor out_a(s, DType::F32, Device::CUDA), out_b(s, DType::F32, Device::CUDA);
-  // Double buffering: upload the next batch after queueing the step on the current one.
-  dev.upload_async(host_a.tensor(), dev_a);
-  dev.relu_forward(dev_a, out_a);
-  dev.upload_async(host_b.tensor(), dev_b);
-  dev.relu_forward(dev_b, out_b);
-  dev.wait_uploads();
-  dev.synchronize();
+  auto dev = cuda_backend(false);
   auto cpu = make_cpu_backend();
-  Tensor ref_a(s), ref_b(s);
-  cpu->relu_forward(host_a.tensor(), ref_a);
-  cpu->relu_forward(host_b.tensor(), ref_b);
-  expect_equal(out_a, ref_a, "relu of the first uploaded batch");
-  expect_equal(out_b, ref_b, "relu of the second uploaded batch");
+  const Shape s{4, 3, 8, 8};
+  Tensor images = host_rand(s, 1), labels = host_labels(4, 10, 2);
+  Tensor x(s, DType::F32, Device::CUDA), y({4}, DType::I32, Device::CUDA);
+  Tensor out(s, DType::F32, Device::CUDA);
+  // One pair of device tensors reused every step, as the trainer does: each upload
+  // must wait for the step queued before it, and the step after it for the copy.
+  // The host tensors are refilled right after each call.
+  std::vector<Tensor> ref_out, ref_labels, got_out, got_labels;
+  for (int step = 0; step < 5; ++step) {
+    images.copy_from(host_rand(s, 10 + step));
+    labels.copy_from(host_labels(4, 10, 20 + step));
+    Tensor ref(s);
+    cpu->relu_forward(images, ref);
+    ref_out.push_back(ref);
+    ref_labels.push_back(labels.to(Device::CPU));
+    dev->upload_batch(images, labels, x, y);
+    images.copy_from(host_rand(s, 99));  // the staging copy is the host's own
+    dev->relu_forward(x, out);
+    dev->synchronize();
+    got_out.push_back(out.to(Device::CPU));
+    got_labels.push_back(y.to(Device::CPU));
+  }
+  for (int step = 0; step < 5; ++step) {
+    expect_equal(got_out[step], ref_out[step], "relu of uploaded batch " + std::to_string(step));
+    expect_equal(got_labels[step], ref_labels[step], "labels of batch " + std::to_string(step));
+  }
 
-  // The first buffer is reused for a third batch once the step reading it is queued.
-  host_a.tensor().copy_from(host_rand(s, 3));
-  dev.upload_async(host_a.tensor(), dev_a);
-  dev.relu_forward(dev_a, out_a);
-  dev.synchronize();
-  cpu->relu_forward(host_a.tensor(), ref_a);
-  expect_equal(out_a, ref_a, "relu of the third uploaded batch");
+  // Queued without waiting in between: every step reads its own batch.
+  Tensor acc(s, DType::F32, Device::CUDA), acc_ref(s);
+  for (int step = 0; step < 4; ++step) {
+    images.copy_from(host_rand(s, 40 + step));
+    cpu->add_inplace(acc_ref, images);
+    dev->upload_batch(images, labels, x, y);
+    dev->add_inplace(acc, x);
+  }
+  dev->synchronize();
+  expect_close(acc, acc_ref, kExactTol, "sum of four batches uploaded back to back");
 
-  const Tensor pageable(s);
-  CHECK_THROWS_AS(dev.upload_async(pageable, dev_a), std::invalid_argument);
+  // Host tensors are the source, device tensors the destination.
+  CHECK_THROWS_AS(dev->upload_batch(x, labels, x, y), std::invalid_argument);
+  CHECK_THROWS_AS(dev->upload_batch(images, labels, out, labels), std::invalid_argument);
 }
-#endif

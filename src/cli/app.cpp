@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "backend/backend.h"
 #include "backend/cpu/gemm/gemm.h"
 #include "cli/commands.h"
 #include "config/config_error.h"
@@ -54,6 +55,9 @@ int run_cli(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const DeviceError& e) {  // --device names a device this machine or build lacks
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const nlohmann::json::exception& e) {

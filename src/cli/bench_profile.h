@@ -1,5 +1,8 @@
 // A Backend that forwards every op to another backend and times it, for
-// `sparsetrain bench --profile`. Each op is bracketed by synchronize() so that
+// `sparsetrain bench --profile`. The overrides are generated from the op list
+// (ST_BACKEND_OPS), so a new op is profiled without an edit here; the inner
+// backend's public op checks the arguments again, which costs nothing measurable.
+// Each op is bracketed by synchronize() so that
 // asynchronous (CUDA) work is charged to the op that queued it; that costs a
 // little throughput, so the profile is taken in its own timed pass.
 #pragma once
@@ -32,47 +35,12 @@ class ProfilingBackend final : public Backend {
 
   Device device() const override { return inner_.device(); }
   std::string name() const override { return inner_.name(); }
+  bool supports(DType dtype) const override { return inner_.supports(dtype); }
   void synchronize() override { inner_.synchronize(); }
 
-  void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvGeom& g,
-                      Tensor& y) override;
-  void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const ConvGeom& g,
-                       Tensor* dx, Tensor& dw, Tensor* db) override;
-  void batchnorm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                               Tensor& running_mean, Tensor& running_var, double momentum,
-                               double eps, Tensor& y, Tensor& save_mean,
-                               Tensor& save_invstd) override;
-  void batchnorm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                              const Tensor& running_mean, const Tensor& running_var, double eps,
-                              Tensor& y) override;
-  void batchnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
-                          const Tensor& save_invstd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
-                          Tensor& dbeta) override;
-  void relu_forward(const Tensor& x, Tensor& y) override;
-  void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override;
-  void maxpool2d_forward(const Tensor& x, const PoolGeom& g, Tensor& y, Tensor& argmax) override;
-  void maxpool2d_backward(const Tensor& dy, const Tensor& argmax, Tensor& dx) override;
-  void avgpool2d_forward(const Tensor& x, const PoolGeom& g, Tensor& y) override;
-  void avgpool2d_backward(const Tensor& dy, const PoolGeom& g, Tensor& dx) override;
-  void global_avgpool_forward(const Tensor& x, Tensor& y) override;
-  void global_avgpool_backward(const Tensor& dy, Tensor& dx) override;
-  void linear_forward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
-  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
-                       Tensor* db) override;
-  double softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) override;
-  void softmax_xent_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) override;
-  int64_t count_correct(const Tensor& logits, const Tensor& labels) override;
-  void add(const Tensor& a, const Tensor& b, Tensor& y) override;
-  void add_inplace(Tensor& y, const Tensor& x) override;
-  void dropout_forward(const Tensor& x, double p, uint64_t seed, Tensor& mask, Tensor& y) override;
-  void dropout_backward(const Tensor& dy, const Tensor& mask, Tensor& dx) override;
-  void channel_absmax(const Tensor& h, Tensor& out) override;
-  void optimizer_step(const OptimStep& s, Tensor& params, const Tensor& grads,
-                      std::vector<Tensor>& state,
-                      const std::vector<UpdateSegment>& segments) override;
-
  private:
-  // Runs f() between two synchronize() calls and charges its time to `op` and
+  // Runs f() between two synchronize() calls (defined before the generated
+  // overrides, which need its deduced return type) and charges its time to `op` and
   // to `op` with the shape of `x`.
   template <typename F>
   auto timed(const char* op, const Tensor& x, F&& f) {
@@ -93,6 +61,15 @@ class ProfilingBackend final : public Backend {
 
   Backend& inner_;
   std::map<std::string, OpTime> by_kind_, by_shape_;
+
+ protected:
+  // Every op: inner_.<op>(...) timed under the op's name and its key tensor's shape.
+#define ST_PROFILE_OP(R, name, params, args, key)               \
+  R do_##name params override {                                 \
+    return timed(#name, key, [&] { return inner_.name args; }); \
+  }
+  ST_BACKEND_OPS(ST_PROFILE_OP)
+#undef ST_PROFILE_OP
 };
 
 }  // namespace st

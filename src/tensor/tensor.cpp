@@ -1,5 +1,6 @@
 #include "tensor/tensor.h"
 
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 
@@ -11,23 +12,31 @@ namespace st {
 
 std::size_t dtype_size(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::F64: return 8;
-    case DType::I32: return 4;
+    case DType::F32:
+      return 4;
+    case DType::F64:
+      return 8;
+    case DType::I32:
+      return 4;
   }
   return 0;
 }
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::F64: return "f64";
-    case DType::I32: return "i32";
+    case DType::F32:
+      return "f32";
+    case DType::F64:
+      return "f64";
+    case DType::I32:
+      return "i32";
   }
   return "?";
 }
 
-const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+const char* device_name(Device d) {
+  return d == Device::CPU ? "cpu" : "cuda";
+}
 
 std::string shape_str(const Shape& s) {
   std::ostringstream os;
@@ -73,12 +82,16 @@ Storage::~Storage() {
     return;
   }
 #ifdef SPARSETRAIN_WITH_CUDA
-  cudaFree(data_);
+  // A destructor cannot throw: a failure (usually a kernel fault left sticky on the
+  // context) is reported here; the next checked CUDA call raises it.
+  const cudaError_t e = cudaFree(data_);
+  if (e != cudaSuccess && e != cudaErrorCudartUnloading)
+    std::fprintf(stderr, "sparsetrain: cudaFree failed: %s (%s)\n", cudaGetErrorName(e),
+                 cudaGetErrorString(e));
 #endif
 }
 
-Tensor::Tensor(Shape shape, DType dtype, Device device)
-    : shape_(std::move(shape)), dtype_(dtype) {
+Tensor::Tensor(Shape shape, DType dtype, Device device) : shape_(std::move(shape)), dtype_(dtype) {
   for (int64_t d : shape_)
     if (d < 0) throw std::invalid_argument("Tensor: negative dimension in " + shape_str(shape_));
   storage_ = std::make_shared<Storage>(bytes(), device);
@@ -94,9 +107,15 @@ static Tensor tensor_from(const std::vector<T>& values, Shape shape) {
   return t;
 }
 
-Tensor Tensor::from_vector(const std::vector<float>& v, Shape s) { return tensor_from(v, s); }
-Tensor Tensor::from_vector(const std::vector<double>& v, Shape s) { return tensor_from(v, s); }
-Tensor Tensor::from_vector(const std::vector<int32_t>& v, Shape s) { return tensor_from(v, s); }
+Tensor Tensor::from_vector(const std::vector<float>& v, Shape s) {
+  return tensor_from(v, s);
+}
+Tensor Tensor::from_vector(const std::vector<double>& v, Shape s) {
+  return tensor_from(v, s);
+}
+Tensor Tensor::from_vector(const std::vector<int32_t>& v, Shape s) {
+  return tensor_from(v, s);
+}
 
 int64_t Tensor::dim(int i) const {
   int n = ndim();
@@ -113,7 +132,8 @@ void* Tensor::raw() const {
 
 Tensor Tensor::reshape(Shape shape) const {
   if (shape_numel(shape) != numel())
-    throw std::invalid_argument("Tensor::reshape: " + shape_str(shape_) + " -> " + shape_str(shape));
+    throw std::invalid_argument("Tensor::reshape: " + shape_str(shape_) + " -> " +
+                                shape_str(shape));
   Tensor t = *this;
   t.shape_ = std::move(shape);
   return t;
@@ -165,15 +185,27 @@ Tensor Tensor::to(DType dtype) const {
   auto dispatch_to = [&](auto from) {
     using F = decltype(from);
     switch (dtype) {
-      case DType::F32: convert<F, float>(*this, t); break;
-      case DType::F64: convert<F, double>(*this, t); break;
-      case DType::I32: convert<F, int32_t>(*this, t); break;
+      case DType::F32:
+        convert<F, float>(*this, t);
+        break;
+      case DType::F64:
+        convert<F, double>(*this, t);
+        break;
+      case DType::I32:
+        convert<F, int32_t>(*this, t);
+        break;
     }
   };
   switch (dtype_) {
-    case DType::F32: dispatch_to(float{}); break;
-    case DType::F64: dispatch_to(double{}); break;
-    case DType::I32: dispatch_to(int32_t{}); break;
+    case DType::F32:
+      dispatch_to(float{});
+      break;
+    case DType::F64:
+      dispatch_to(double{});
+      break;
+    case DType::I32:
+      dispatch_to(int32_t{});
+      break;
   }
   return t;
 }

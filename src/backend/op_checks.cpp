@@ -1,4 +1,4 @@
-#include "backend/cpu/op_checks.h"
+#include "backend/op_checks.h"
 
 #include <stdexcept>
 
@@ -38,6 +38,10 @@ void OpCheck::on_device(Device device) const {
   }
 }
 
+void OpCheck::on_device() const {
+  on_device(backend_ ? backend_->device() : Device::CPU);
+}
+
 void OpCheck::rank(const char* name, const Tensor& t, int rank) const {
   if (t.ndim() != rank)
     fail(std::string(name) + " must have " + std::to_string(rank) + " dimensions, got shape " +
@@ -57,8 +61,12 @@ void OpCheck::dtype(const char* name, const Tensor& t, DType expected) const {
 }
 
 void OpCheck::floating(const char* name, const Tensor& t) const {
-  if (t.dtype() != DType::F32 && t.dtype() != DType::F64)
-    fail(std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected f32 or f64");
+  const bool f32 = backend_ ? backend_->supports(DType::F32) : true;
+  const bool f64 = backend_ ? backend_->supports(DType::F64) : true;
+  if ((t.dtype() == DType::F32 && f32) || (t.dtype() == DType::F64 && f64)) return;
+  const std::string expected = f32 && f64 ? "f32 or f64" : f32 ? "f32" : "f64";
+  fail(std::string(name) + " has dtype " + dtype_name(t.dtype()) + ", expected " + expected +
+       (backend_ ? " on the " + backend_->name() + " backend" : std::string()));
 }
 
 void OpCheck::same_dtype(const char* name, const Tensor& t, const Tensor& ref) const {
