@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "config/config_error.h"
+#include "io/validate.h"
 
 namespace st {
 
@@ -37,6 +38,9 @@ int run_cli(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const InputError& e) {  // a file read back that is malformed or hostile
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {

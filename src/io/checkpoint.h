@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "io/safetensors.h"
 #include "nn/model.h"
@@ -31,6 +32,16 @@ std::set<std::string> int64_state_keys(const Model& model);
 void save_checkpoint(const std::string& path, const Model& model, const Optimizer* optimizer,
                      const nlohmann::json& extra);
 
+// Checks the checkpoint metadata read back from `origin` before anything uses it: format, the
+// architecture (types, every number bounded), epoch, optimizer steps, dropout counter, elapsed
+// time, normalization. Throws InputError naming `origin` and the key.
+void validate_checkpoint_meta(const nlohmann::json& meta, const std::string& origin);
+// parse_json_checked (bounded depth, no duplicate keys) + validate_checkpoint_meta.
+nlohmann::json parse_checkpoint_meta(std::string_view text, const std::string& origin);
+
+// Loading validates everything before use (io/validate.h): the safetensors layout, the
+// metadata, every tensor's shape against the architecture, and that weights and optimizer
+// state are finite. Failures raise InputError (exit code 2) naming the file and the tensor/key.
 class Checkpoint {
  public:
   static Checkpoint load(const std::string& path);

@@ -1,0 +1,332 @@
+// The bad-input battery (docs/reliability.md): hostile files and flags, one case per class of
+// failure, each run through the real binary. Every case checks the exit code (2: the user's
+// file or flag; 1: a runtime failure such as a full disk), that the message names the file or
+// flag, that no raw library text leaks, and that the run directory / output is unchanged.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "run_helpers.h"
+
+namespace st::test {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Every regular file under `dir` with its bytes, and every folder: equal snapshots mean the
+// run directory was left as it was.
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    const std::string rel = fs::relative(e.path(), dir).string();
+    if (e.is_regular_file()) {
+      std::ifstream in(e.path(), std::ios::binary);
+      out[rel] = std::string(std::istreambuf_iterator<char>(in), {});
+    } else {
+      out[rel] = e.is_directory() ? "<dir>" : "<other>";
+    }
+  }
+  return out;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string be32(uint32_t v) {
+  return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+}
+
+// A trained one-epoch run, made once for the whole battery and copied into each case.
+const fs::path& trained_run() {
+  static ScratchDir dir("bad-inputs-fixture");
+  static const fs::path run = [] {
+    const fs::path r = fs::path(dir.str()) / "run";
+    const ProcessResult p =
+        run_sparsetrain({"--config", test_config("synthetic_tiny.json"), "--set",
+                         "training.epochs=1", "--out", r.string(), "--quiet"},
+                        dir / "train.log");
+    REQUIRE(p.exit_code == 0);
+    return r;
+  }();
+  return run;
+}
+
+// The checkpoint's tensors and metadata JSON, to write a modified copy.
+struct CheckpointParts {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  json meta;
+  std::set<std::string> int64;
+};
+
+CheckpointParts read_parts(const std::string& path) {
+  const SafetensorsReader r = SafetensorsReader::load(path);
+  CheckpointParts p;
+  for (const std::string& n : r.names()) {
+    if (r.entry(n).dtype == "I64") p.int64.insert(n);
+    p.tensors.emplace_back(n, r.entry(n).dtype == "I64" ? r.get_f64(n) : r.get(n));
+  }
+  p.meta = json::parse(r.metadata().at("sparsetrain"));
+  return p;
+}
+
+void write_parts(const std::string& path, const CheckpointParts& p, const std::string& meta_text) {
+  write_safetensors(path, p.tensors, {{"sparsetrain", meta_text}}, p.int64);
+}
+
+struct Case {
+  std::string name;
+  // Prepares the inputs in `dir` (holding a copy of the trained run in dir/run) and returns
+  // the command's arguments.
+  std::function<std::vector<std::string>(const fs::path& dir)> prepare;
+  int exit_code;
+  std::vector<std::string> message;  // substrings the output must hold
+  std::string unchanged = "run";     // the folder under dir that must stay as it was
+};
+
+std::string last_ckpt(const fs::path& dir) {
+  return (dir / "run" / "checkpoints" / "last.safetensors").string();
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> c;
+  // --- Checkpoints (io/checkpoint.cpp, io/safetensors.cpp) ---
+  c.push_back(
+      {"checkpoint full of NaN weights",
+       [](const fs::path& d) {
+         CheckpointParts p = read_parts(last_ckpt(d));
+         for (auto& [n, t] : p.tensors)
+           if (n == "conv1.weight") t.data<float>()[3] = std::nanf("");
+         write_parts((d / "nan.safetensors").string(), p, p.meta.dump());
+         return std::vector<std::string>{"eval", "--checkpoint", (d / "nan.safetensors").string()};
+       },
+       2,
+       {"nan.safetensors", "conv1.weight", "NaN"}});
+  c.push_back({"architecture nested 100000 deep",
+               [](const fs::path& d) {
+                 CheckpointParts p = read_parts(last_ckpt(d));
+                 std::string layers = std::string(100000, '[') + std::string(100000, ']');
+                 std::string text = p.meta.dump();
+                 const std::string key = "\"layers\":";
+                 const auto at = text.find(key) + key.size();
+                 json orig = p.meta["model"]["layers"];
+                 text.replace(at, orig.dump().size(), layers);
+                 write_parts((d / "deep.safetensors").string(), p, text);
+                 return std::vector<std::string>{"export", "--checkpoint",
+                                                 (d / "deep.safetensors").string(), "--out",
+                                                 (d / "out" / "m").string()};
+               },
+               2,
+               {"deep.safetensors", "deeper than"}});
+  c.push_back({"epoch of 2^40 in the metadata",
+               [](const fs::path& d) {
+                 CheckpointParts p = read_parts(last_ckpt(d));
+                 p.meta["epoch"] = int64_t{1} << 40;
+                 write_parts(last_ckpt(d), p, p.meta.dump());
+                 return std::vector<std::string>{"--resume", (d / "run").string()};
+               },
+               2,
+               {"last.safetensors", "'epoch'", "1099511627776"}});
+  c.push_back({"tensor shape that does not match the architecture",
+               [](const fs::path& d) {
+                 CheckpointParts p = read_parts(last_ckpt(d));
+                 for (auto& [n, t] : p.tensors)
+                   if (n == "fc.bias") t = Tensor({7});
+                 write_parts((d / "shape.safetensors").string(), p, p.meta.dump());
+                 return std::vector<std::string>{"eval", "--checkpoint",
+                                                 (d / "shape.safetensors").string()};
+               },
+               2,
+               {"shape.safetensors", "'fc.bias'", "the model expects"}});
+  c.push_back({"NaN in the optimizer state on resume",
+               [](const fs::path& d) {
+                 CheckpointParts p = read_parts(last_ckpt(d));
+                 for (auto& [n, t] : p.tensors)
+                   if (n.rfind("optimizer.", 0) == 0) t.data<float>()[0] = INFINITY;
+                 write_parts(last_ckpt(d), p, p.meta.dump());
+                 return std::vector<std::string>{"--resume", (d / "run").string()};
+               },
+               2,
+               {"last.safetensors", "optimizer.", "infinite"}});
+  c.push_back({"last.safetensors that is a directory",
+               [](const fs::path& d) {
+                 fs::remove(last_ckpt(d));
+                 fs::create_directories(last_ckpt(d));
+                 return std::vector<std::string>{"eval", "--run", (d / "run").string()};
+               },
+               2,
+               {"last.safetensors", "not a regular file"}});
+  c.push_back({"truncated checkpoint",
+               [](const fs::path& d) {
+                 const std::string p = (d / "cut.safetensors").string();
+                 fs::copy_file(last_ckpt(d), p);
+                 fs::resize_file(p, fs::file_size(p) - 100);
+                 return std::vector<std::string>{"eval", "--checkpoint", p};
+               },
+               2,
+               {"cut.safetensors", "truncated"}});
+  c.push_back({"metadata that is not JSON, with a raw-library-text check",
+               [](const fs::path& d) {
+                 CheckpointParts p = read_parts(last_ckpt(d));
+                 write_parts((d / "garbage.safetensors").string(), p, "{\"format\": 1,");
+                 return std::vector<std::string>{"eval", "--checkpoint",
+                                                 (d / "garbage.safetensors").string()};
+               },
+               2,
+               {"garbage.safetensors", "not valid JSON"}});
+  // --- Datasets (src/data) ---
+  c.push_back(
+      {"IDX header whose dimensions multiply past 2^64",
+       [](const fs::path& d) {
+         const std::string dims = be32(0xFFFFFFFF) + be32(0xFFFFFFFF) + be32(0xFFFFFFFF);
+         for (const char* split : {"train", "t10k"}) {
+           write_bytes((d / "mnist" / (std::string(split) + "-images-idx3-ubyte")).string(),
+                       std::string("\0\0\x08\x03", 4) + dims + "xx");
+           write_bytes((d / "mnist" / (std::string(split) + "-labels-idx1-ubyte")).string(),
+                       std::string("\0\0\x08\x01", 4) + be32(1) + "\x01");
+         }
+         return std::vector<std::string>{
+             "--config", test_config("synthetic_tiny.json"),
+             "--set",    "data={\"kind\":\"mnist\",\"path\":\"" + (d / "mnist").string() + "\"}",
+             "--out",    (d / "new").string()};
+       },
+       2,
+       {"train-images-idx3-ubyte", "2^64"},
+       "mnist"});
+  c.push_back(
+      {"CIFAR file that is not whole records",
+       [](const fs::path& d) {
+         for (int b = 1; b <= 5; ++b)
+           write_bytes((d / "cifar" / ("data_batch_" + std::to_string(b) + ".bin")).string(),
+                       std::string(3073 + (b == 3 ? 5 : 0), '\1'));
+         write_bytes((d / "cifar" / "test_batch.bin").string(), std::string(3073, '\1'));
+         return std::vector<std::string>{
+             "--config", test_config("synthetic_tiny.json"),
+             "--set",    "data={\"kind\":\"cifar10\",\"path\":\"" + (d / "cifar").string() + "\"}",
+             "--out",    (d / "new").string()};
+       },
+       2,
+       {"data_batch_3.bin", "not a positive multiple"},
+       "cifar"});
+  c.push_back({"image whose header claims 65536 x 65536 (decoded: 12.9 GB)",
+               [](const fs::path& d) {
+                 // PNG signature + IHDR of an RGB image; the probe reads no further.
+                 std::string png = "\x89PNG\r\n\x1a\n";
+                 png += be32(13) + "IHDR" + be32(65536) + be32(65536) +
+                        std::string("\x08\x02\0\0\0", 5) + be32(0);
+                 write_bytes((d / "images" / "a" / "huge.png").string(), png);
+                 return std::vector<std::string>{
+                     "--config",
+                     test_config("synthetic_tiny.json"),
+                     "--set",
+                     "data={\"kind\":\"image-folder\",\"path\":\"" + (d / "images").string() +
+                         "\",\"image_folder\":{\"resize\":false,\"size\":[12,12]}}",
+                     "--out",
+                     (d / "new").string()};
+               },
+               2,
+               {"huge.png"},
+               "images"});
+  c.push_back({"image whose header claims 17000 x 17000 (decoded: 867 MB)",
+               [](const fs::path& d) {
+                 std::string png = "\x89PNG\r\n\x1a\n";
+                 png += be32(13) + "IHDR" + be32(17000) + be32(17000) +
+                        std::string("\x08\x02\0\0\0", 5) + be32(0);
+                 write_bytes((d / "images" / "a" / "big.png").string(), png);
+                 return std::vector<std::string>{
+                     "--config",
+                     test_config("synthetic_tiny.json"),
+                     "--set",
+                     "data={\"kind\":\"image-folder\",\"path\":\"" + (d / "images").string() +
+                         "\",\"image_folder\":{\"resize\":true,\"size\":[12,12]}}",
+                     "--out",
+                     (d / "new").string()};
+               },
+               2,
+               {"big.png", "exceeds the limit"},
+               "images"});
+  c.push_back({"image folder whose images at the target size exceed memory",
+               [](const fs::path& d) {
+                 // Never decoded: the count times the target size is refused first.
+                 for (int i = 0; i < 3000; ++i)
+                   write_bytes((d / "many" / "a" / (std::to_string(i) + ".png")).string(), "x");
+                 return std::vector<std::string>{
+                     "--config",
+                     test_config("synthetic_tiny.json"),
+                     "--set",
+                     "data={\"kind\":\"image-folder\",\"path\":\"" + (d / "many").string() +
+                         "\",\"image_folder\":{\"size\":[16384,16384]}}",
+                     "--out",
+                     (d / "new").string()};
+               },
+               2,
+               {"image folder", "many", "bytes, more than"},
+               "many"});
+  c.push_back({"synthetic dataset larger than memory",
+               [](const fs::path& d) {
+                 return std::vector<std::string>{"--config", test_config("synthetic_tiny.json"),
+                                                 "--set",    "data.synthetic.train_size=2000000000",
+                                                 "--set",    "data.synthetic.height=4096",
+                                                 "--set",    "data.synthetic.width=4096",
+                                                 "--out",    (d / "new").string()};
+               },
+               2,
+               {"synthetic", "bytes, more than"}});
+  // --- Writes (io/file_write.cpp) and export flags ---
+  c.push_back({"report --out into a missing folder",
+               [](const fs::path& d) {
+                 return std::vector<std::string>{"report", (d / "run").string(), "--out",
+                                                 (d / "missing" / "report.md").string()};
+               },
+               1,
+               {"missing/report.md"}});
+  c.push_back({"export --threshold inf",
+               [](const fs::path& d) {
+                 return std::vector<std::string>{
+                     "export", "--run", (d / "run").string(),      "--threshold",
+                     "inf",    "--out", (d / "out" / "m").string()};
+               },
+               2,
+               {"--threshold", "finite"}});
+  // --- Config and CLI cases (duplicate keys, deep --set, --out ""): tests/test_config.cpp
+  //     and tests/test_cli.cpp. NaN/divergence policy: the trainer's tests. Run lock, resume
+  //     safety, completion and stale temporary files: the run-directory tests. ---
+  return c;
+}
+
+TEST_CASE("bad inputs: exit code, message naming the file, nothing changed", "[bad_inputs]") {
+  const fs::path& run = trained_run();
+  for (const Case& k : cases()) {
+    DYNAMIC_SECTION(k.name) {
+      ScratchDir dir("bad-input");
+      const fs::path d(dir.str());
+      fs::copy(run, d / "run", fs::copy_options::recursive);
+      const std::vector<std::string> args = k.prepare(d);
+      const auto before = snapshot(d / k.unchanged);
+      const ProcessResult r = run_sparsetrain(args, dir / "log");
+      INFO(r.output);
+      CHECK(r.exit_code == k.exit_code);
+      for (const std::string& m : k.message) CHECK_THAT(r.output, Catch::Contains(m));
+      CHECK_THAT(r.output, !Catch::Contains("json.exception") && !Catch::Contains("bad_alloc"));
+      if (!k.unchanged.empty()) CHECK(snapshot(d / k.unchanged) == before);
+      CHECK_FALSE(fs::exists(d / "new"));
+      CHECK_FALSE(fs::exists(d / "out"));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace st::test
