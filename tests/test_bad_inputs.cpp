@@ -2,7 +2,10 @@
 // failure, each run through the real binary. Every case checks the exit code (2: the user's
 // file or flag; 1: a runtime failure such as a full disk), that the message names the file or
 // flag, that no raw library text leaks, and that the run directory / output is unchanged.
+#include <sys/resource.h>
 #include <sys/stat.h>
+
+#include <csignal>
 
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -15,7 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "io/file_write.h"
 #include "io/safetensors.h"
+#include "io/validate.h"
 #include "run_helpers.h"
 
 namespace st::test {
@@ -326,6 +331,112 @@ TEST_CASE("bad inputs: exit code, message naming the file, nothing changed", "[b
       CHECK_FALSE(fs::exists(d / "out"));
     }
   }
+}
+
+}  // namespace
+}  // namespace st::test
+
+namespace st::test {
+namespace {
+
+TEST_CASE("bounded JSON: depth, duplicate keys, no library text", "[bad_inputs]") {
+  const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  CHECK(json_depth(parse_json_checked(nested(kMaxJsonDepth), "f.json")) == kMaxJsonDepth);
+  CHECK_THROWS_WITH(parse_json_checked(nested(kMaxJsonDepth + 1), "f.json"),
+                    Catch::Contains("f.json") && Catch::Contains("deeper than 64"));
+  // Deep enough to exhaust the stack of a recursive parser or destructor.
+  CHECK_THROWS_AS(parse_json_checked(nested(1'000'000), "f.json"), InputError);
+  CHECK_THROWS_WITH(parse_json_checked(R"({"a":{"b":1,"b":2}})", "f.json"),
+                    Catch::Contains("'b' appears twice"));
+  // Equal keys in sibling objects are fine.
+  CHECK_NOTHROW(parse_json_checked(R"([{"b":1},{"b":2}])", "f.json"));
+  CHECK_THROWS_WITH(
+      parse_json_checked("{\"a\":", "f.json"),
+      Catch::Contains("f.json: not valid JSON") && !Catch::Contains("json.exception"));
+}
+
+TEST_CASE("checked size arithmetic and finite tensors", "[bad_inputs]") {
+  CHECK(checked_mul(uint64_t{1} << 32, (uint64_t{1} << 32) - 1, "x") ==
+        (uint64_t{1} << 32) * ((uint64_t{1} << 32) - 1));
+  CHECK_THROWS_WITH(checked_mul(uint64_t{1} << 32, uint64_t{1} << 32, "hdr"),
+                    Catch::Contains("hdr") && Catch::Contains("overflows"));
+  CHECK_THROWS_AS(checked_product({60000, 60000, 60000, 60000, 60000}, "x"), InputError);
+  Tensor t = Tensor::from_vector(std::vector<float>{1, 2, 3}, {3});
+  CHECK_NOTHROW(check_finite(t, "w", "f"));
+  t.data<float>()[2] = -INFINITY;
+  CHECK_THROWS_WITH(check_finite(t, "w", "f.safetensors"), Catch::Contains("f.safetensors") &&
+                                                               Catch::Contains("'w'") &&
+                                                               Catch::Contains("index 2"));
+}
+
+TEST_CASE("the safetensors writer refuses a header its reader would refuse", "[bad_inputs]") {
+  const Tensor t = Tensor::from_vector(std::vector<float>{1}, {1});
+  const std::string huge(kSafetensorsMaxHeader, 'x');
+  CHECK_THROWS_WITH(serialize_safetensors({{"a", t}}, {{"description", huge}}),
+                    Catch::Contains("reader's limit"));
+  // Just under the limit still round-trips.
+  const std::string big(kSafetensorsMaxHeader - 200, 'x');
+  const std::vector<uint8_t> image = serialize_safetensors({{"a", t}}, {{"d", big}});
+  CHECK(SafetensorsReader::parse(image, "big").metadata().at("d").size() == big.size());
+}
+
+// A write that fails midway (here: the file size limit, as a full disk would) is reported
+// with the path and leaves neither the final file nor the temporary one.
+TEST_CASE("checked writes: a failing write leaves no partial file", "[bad_inputs]") {
+  ScratchDir dir("full-write");
+  const std::string path = dir / "out.bin";
+  struct rlimit old {};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 4096;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  std::string error;
+  try {
+    write_file_atomic(path, std::string(1 << 20, 'x'));
+  } catch (const std::runtime_error& e) {
+    error = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  CHECK_THAT(error, Catch::Contains(path) && Catch::Contains("write failed"));
+  CHECK(std::distance(fs::directory_iterator(dir.str()), fs::directory_iterator()) == 0);
+  // The writer's own folder missing.
+  CHECK_THROWS_WITH(write_file_atomic(dir / "no/such/dir/x", "x"),
+                    Catch::Contains("no/such/dir/x"));
+}
+
+// The CLI on a real full file system (a 64 KiB tmpfs; needs root to mount, skipped otherwise):
+// report --out and export both exit 1 naming the path, and leave no file behind.
+TEST_CASE("checked writes: report --out and export on a full disk", "[bad_inputs]") {
+  ScratchDir dir("full-disk");
+  const fs::path mnt = fs::path(dir.str()) / "tmpfs";
+  fs::create_directories(mnt);
+  if (std::system(
+          ("mount -t tmpfs -o size=64k tmpfs '" + mnt.string() + "' 2>/dev/null").c_str()) != 0) {
+    WARN("cannot mount a tmpfs here (not root?): full-disk CLI check skipped");
+    return;
+  }
+  struct Unmount {
+    std::string m;
+    ~Unmount() { (void)std::system(("umount '" + m + "'").c_str()); }
+  } unmount{mnt.string()};
+  // Fill it: writes fail with ENOSPC from here on.
+  (void)std::system(
+      ("dd if=/dev/zero of='" + (mnt / "filler").string() + "' bs=4k count=64 2>/dev/null")
+          .c_str());
+  const fs::path& run = trained_run();
+  const std::string report = (mnt / "report.md").string();
+  ProcessResult r = run_sparsetrain({"report", run.string(), "--out", report}, dir / "log1");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains(report));
+  ProcessResult e = run_sparsetrain(
+      {"export", "--run", run.string(), "--out", (mnt / "model").string()}, dir / "log2");
+  CHECK(e.exit_code == 1);
+  CHECK_THAT(e.output, Catch::Contains((mnt / "model").string()));
+  std::vector<std::string> left;
+  for (const auto& f : fs::directory_iterator(mnt)) left.push_back(f.path().filename().string());
+  CHECK(left == std::vector<std::string>{"filler"});
 }
 
 }  // namespace
