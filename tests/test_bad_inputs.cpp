@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "data/image_folder.h"
 #include "io/file_write.h"
 #include "io/safetensors.h"
 #include "io/validate.h"
@@ -437,6 +438,26 @@ TEST_CASE("checked writes: report --out and export on a full disk", "[bad_inputs
   std::vector<std::string> left;
   for (const auto& f : fs::directory_iterator(mnt)) left.push_back(f.path().filename().string());
   CHECK(left == std::vector<std::string>{"filler"});
+}
+
+}  // namespace
+}  // namespace st::test
+
+namespace st::test {
+namespace {
+
+// Fuzzing regression (fuzz_image): a 2x2 PNG whose IDAT chunk declares 1.7 GB made the
+// decoder allocate that much before reading it.
+TEST_CASE("fuzz regression: a PNG chunk longer than the file is refused", "[bad_inputs]") {
+  const std::string png(
+      "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x02\x00\x00\x00"
+      "\x02\x08\x06\x00\x00\x00\x72\xb6\x49\x42\x67\x43\x00\x1a\x49\x44\x41\x54\x78\x9c\x63\x60\x60"
+      "\x64\x62\x66\x61\x65\x63\x67\xe0\xe0\xe4\xe2\xe6\x00\x02\xe1\xe5\xe3\x07\x30\x00\x02\xd6\x00"
+      "\x79\xd7\x8e\xa8\xff\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82",
+      86);
+  const std::vector<uint8_t> bytes(png.begin(), png.end());
+  CHECK_THROWS_WITH(data::decode_image_bytes(bytes, 3, "x.png"),
+                    Catch::Contains("x.png") && Catch::Contains("past the end of the file"));
 }
 
 }  // namespace

@@ -13,13 +13,12 @@
 #include <string>
 #include <string_view>
 
+#include "io/checkpoint_meta.h"
 #include "io/safetensors.h"
 #include "nn/model.h"
 #include "optim/optimizer.h"
 
 namespace st {
-
-constexpr int kCheckpointFormat = 1;
 
 // The model's architecture as stored in checkpoints and exports.
 nlohmann::json model_architecture_json(const Model& model);
@@ -31,13 +30,6 @@ std::set<std::string> int64_state_keys(const Model& model);
 // Writes atomically (temp file, fsync, rename). `extra` is merged into the metadata JSON.
 void save_checkpoint(const std::string& path, const Model& model, const Optimizer* optimizer,
                      const nlohmann::json& extra);
-
-// Checks the checkpoint metadata read back from `origin` before anything uses it: format, the
-// architecture (types, every number bounded), epoch, optimizer steps, dropout counter, elapsed
-// time, normalization. Throws InputError naming `origin` and the key.
-void validate_checkpoint_meta(const nlohmann::json& meta, const std::string& origin);
-// parse_json_checked (bounded depth, no duplicate keys) + validate_checkpoint_meta.
-nlohmann::json parse_checkpoint_meta(std::string_view text, const std::string& origin);
 
 // Loading validates everything before use (io/validate.h): the safetensors layout, the
 // metadata, every tensor's shape against the architecture, and that weights and optimizer
