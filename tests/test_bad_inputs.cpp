@@ -462,3 +462,18 @@ TEST_CASE("fuzz regression: a PNG chunk longer than the file is refused", "[bad_
 
 }  // namespace
 }  // namespace st::test
+
+namespace st::test {
+namespace {
+
+// Fuzzing regression (fuzz_image): a ".png" holding PNM text with a long number overflowed
+// stb's PNM parser. Only PNG and JPEG content is decoded.
+TEST_CASE("fuzz regression: an image that is neither PNG nor JPEG is refused", "[bad_inputs]") {
+  const std::string pnm = "P6\n" + std::string(40, '1') + " 2\n255\n";
+  const std::vector<uint8_t> bytes(pnm.begin(), pnm.end());
+  CHECK_THROWS_WITH(data::decode_image_bytes(bytes, 3, "x.png"),
+                    Catch::Contains("x.png") && Catch::Contains("not a PNG or JPEG"));
+}
+
+}  // namespace
+}  // namespace st::test

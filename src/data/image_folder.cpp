@@ -77,6 +77,12 @@ DecodedImage decode_image_bytes(const std::vector<uint8_t>& bytes, int channels,
     throw std::invalid_argument("image " + origin + ": channels must be 1 or 3");
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw InputError("image " + origin + ": file too large");
+  // By content, not by name: PNG signature or JPEG start-of-image marker.
+  const bool png = bytes.size() >= 8 && bytes[0] == 0x89 && bytes[1] == 'P' && bytes[2] == 'N' &&
+                   bytes[3] == 'G';
+  const bool jpeg = bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+  if (!png && !jpeg)
+    throw InputError("image " + origin + ": cannot decode (not a PNG or JPEG file)");
   check_png_chunks(bytes, origin);
   const auto* data_in = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
