@@ -458,6 +458,14 @@ TEST_CASE("fuzz regression: a PNG chunk longer than the file is refused", "[bad_
   const std::vector<uint8_t> bytes(png.begin(), png.end());
   CHECK_THROWS_WITH(data::decode_image_bytes(bytes, 3, "x.png"),
                     Catch::Contains("x.png") && Catch::Contains("past the end of the file"));
+  // The same with the chunk header itself cut off at the end of the file.
+  const std::string cut(
+      "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x02\x00\x00\x00"
+      "\x02\x08\x06\x00\x00\x00\x72\xb6\x0d\x24\x45\x00\x00\x1a\x49\x44\x41\x54\x78\x9c\x21",
+      44);
+  CHECK_THROWS_WITH(
+      data::decode_image_bytes(std::vector<uint8_t>(cut.begin(), cut.end()), 3, "y.png"),
+      Catch::Contains("y.png") && Catch::Contains("cut off"));
 }
 
 }  // namespace

@@ -56,7 +56,10 @@ void check_png_chunks(const std::vector<uint8_t>& b, const std::string& origin) 
   static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (b.size() < 8 || !std::equal(kSignature, kSignature + 8, b.begin())) return;  // not PNG
   std::size_t at = 8;
-  while (at + 12 <= b.size()) {
+  while (at < b.size()) {
+    if (b.size() - at < 12)
+      throw InputError("image " + origin + ": PNG chunk at byte " + std::to_string(at) +
+                       " is cut off (truncated file)");
     const uint64_t length = (uint64_t{b[at]} << 24) | (uint64_t{b[at + 1]} << 16) |
                             (uint64_t{b[at + 2]} << 8) | b[at + 3];
     if (length > b.size() - at - 12)
