@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git clang-14 libomp-14-dev
   libcli11-dev nlohmann-json3-dev catch2 libstb-dev
   libopenblas-pthread-dev zlib1g-dev libonnx-dev libprotobuf-dev
   dataset-fashion-mnist

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds sparsetrain and runs every test.
+# Sets up a fresh Debian 12 machine, builds sparsetrain and runs every test: the suite, the
+# export checks, the suite again under ASan+UBSan, and a short fuzz run of every file reader
+# (docs/reliability.md). FUZZ_SECONDS (default 20) sets the fuzz time per reader; 0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -7,3 +9,8 @@ bash scripts/build.sh
 ctest --test-dir build --output-on-failure -j "$(nproc)"
 # Exports loaded in PyTorch (strict) and onnxruntime must match sparsetrain's outputs.
 bash scripts/check_export.sh
+# The same suite built with ASan+UBSan (CPU only; any report aborts the test that hit it).
+bash scripts/sanitize.sh
+# Every reader under libFuzzer (clang, ASan+UBSan) from its seed corpus.
+fuzz_seconds=${FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" -gt 0 ]; then bash scripts/fuzz.sh "$fuzz_seconds"; fi

@@ -54,7 +54,8 @@ TEST_CASE("bad usage and bad configs exit with code 2 and say where", "[cli]") {
   }
 }
 
-TEST_CASE("a runtime failure exits with code 1", "[cli]") {
+// A file read back that is malformed is the user's input: exit 2 (docs/reliability.md).
+TEST_CASE("a corrupt checkpoint on resume exits with code 2", "[cli]") {
   ScratchDir dir("cli-runtime");
   REQUIRE(run_sparsetrain({"--config", test_config("synthetic_tiny.json"), "--set",
                            "training.epochs=1", "--out", dir / "run", "--quiet"},
@@ -62,7 +63,7 @@ TEST_CASE("a runtime failure exits with code 1", "[cli]") {
               .exit_code == 0);
   std::ofstream(dir / "run/checkpoints/last.safetensors", std::ios::trunc) << "not a checkpoint";
   auto r = run_sparsetrain({"--resume", dir / "run", "--set", "training.epochs=2"}, dir / "log2");
-  REQUIRE(r.exit_code == 1);
+  REQUIRE(r.exit_code == 2);
   REQUIRE_THAT(r.output, Catch::Contains("last.safetensors"));
 }
 

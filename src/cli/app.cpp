@@ -8,6 +8,7 @@
 #include "backend/cpu/gemm/gemm.h"
 #include "cli/commands.h"
 #include "config/config_error.h"
+#include "io/validate.h"
 
 namespace st {
 
@@ -55,6 +56,9 @@ int run_cli(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const InputError& e) {  // a file read back that is malformed or hostile
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const DeviceError& e) {  // --device names a device this machine or build lacks

@@ -1,5 +1,6 @@
 // sparsetrain export: compact a trained network and write it as safetensors and/or ONNX, with
 // a report of what changed (docs/export.md).
+#include <cmath>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
@@ -33,10 +34,11 @@ double parse_number(const std::string& text, const std::string& flag) {
   try {
     std::size_t used = 0;
     const double v = std::stod(text, &used);
-    if (used == text.size() && v >= 0) return v;
+    // inf would mark every filter dead and silently change the predictions: refused.
+    if (used == text.size() && v >= 0 && std::isfinite(v)) return v;
   } catch (const std::exception&) {
   }
-  throw UsageError(flag + ": expected a non-negative number, got '" + text + "'");
+  throw UsageError(flag + ": expected a finite non-negative number, got '" + text + "'");
 }
 
 // --threshold activation=X | gamma=X | X (the chosen single criterion's threshold).

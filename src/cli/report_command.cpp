@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "io/file_write.h"
 #include "report/report.h"
 
 namespace st {
@@ -25,9 +26,8 @@ int run_report(const ReportFlags& f) {
   if (f.out.empty()) {
     std::cout << text;
   } else {
-    std::ofstream out(f.out);
-    if (!out) throw std::runtime_error(f.out + ": cannot write");
-    out << text;
+    // Checked and atomic: a full disk or a missing folder is an error, never a partial file.
+    write_file_atomic(f.out, text);
   }
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config_error.h"
+#include "io/validate.h"
 #include "optim/optim_types.h"
 #include "optim/schedule.h"
 
@@ -230,9 +231,8 @@ struct ParseOptions {
   bool check_model = true;
 };
 
-// JSON nested deeper than this is refused (a config is about 5 levels deep); bounding it keeps
-// every recursive walk of a parsed document (copies, dumps, comparisons) off the stack's limit.
-constexpr int kMaxJsonDepth = 64;
+// JSON nested deeper than kMaxJsonDepth (io/validate.h) is refused (a config is about 5 levels
+// deep); bounding it keeps every recursive walk of a parsed document off the stack's limit.
 
 // Parses JSON text strictly: a duplicate key in an object, nesting deeper than kMaxJsonDepth or a
 // syntax error is a ConfigError naming `source` and, where it applies, the JSON path.

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "data/file_bytes.h"
+#include "io/validate.h"
 
 namespace st::data {
 
@@ -16,8 +17,8 @@ std::filesystem::path resolve_cifar_dir(const std::filesystem::path& dir, const 
                                         const char* subdir) {
   if (std::filesystem::is_regular_file(dir / probe)) return dir;
   if (std::filesystem::is_regular_file(dir / subdir / probe)) return dir / subdir;
-  throw std::runtime_error("CIFAR directory " + dir.string() + ": no " + probe + " in it or in " +
-                           (dir / subdir).string());
+  throw InputError("CIFAR directory " + dir.string() + ": no " + probe + " in it or in " +
+                   (dir / subdir).string());
 }
 
 // Names from a text file next to the data, if it exists and has one per class.
@@ -26,21 +27,24 @@ std::vector<std::string> names_from_file(const std::filesystem::path& path, int 
   if (!std::filesystem::is_regular_file(path)) return fallback;
   std::vector<std::string> names = read_text_lines(path);
   if (static_cast<int>(names.size()) != classes) {
-    throw std::runtime_error("CIFAR class names " + path.string() + ": " +
-                             std::to_string(names.size()) + " names for " +
-                             std::to_string(classes) + " classes");
+    throw InputError("CIFAR class names " + path.string() + ": " + std::to_string(names.size()) +
+                     " names for " + std::to_string(classes) + " classes");
   }
   return names;
 }
 
-void append_cifar_file(const std::filesystem::path& path, int label_bytes, int label_index,
-                       int classes, Dataset& d) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path);
+}  // namespace
+
+void append_cifar_bytes(const std::vector<uint8_t>& bytes, const std::filesystem::path& path,
+                        int label_bytes, int label_index, int classes, Dataset& d) {
+  if (label_bytes < 1 || label_index < 0 || label_index >= label_bytes)
+    throw std::invalid_argument("CIFAR: label index " + std::to_string(label_index) + " with " +
+                                std::to_string(label_bytes) + " label bytes");
   const std::size_t record = static_cast<std::size_t>(label_bytes) + kImageBytes;
   if (bytes.empty() || bytes.size() % record != 0) {
-    throw std::runtime_error("CIFAR file " + path.string() + ": size " +
-                             std::to_string(bytes.size()) + " is not a positive multiple of the " +
-                             std::to_string(record) + "-byte record (truncated or wrong format)");
+    throw InputError("CIFAR file " + path.string() + ": size " + std::to_string(bytes.size()) +
+                     " is not a positive multiple of the " + std::to_string(record) +
+                     "-byte record (truncated or wrong format)");
   }
   const std::size_t n = bytes.size() / record;
   d.pixels.reserve(d.pixels.size() + n * kImageBytes);
@@ -48,13 +52,20 @@ void append_cifar_file(const std::filesystem::path& path, int label_bytes, int l
     const uint8_t* r = bytes.data() + i * record;
     const int label = r[label_index];
     if (label >= classes) {
-      throw std::runtime_error("CIFAR file " + path.string() + ": label " + std::to_string(label) +
-                               " of record " + std::to_string(i) + " is out of range [0, " +
-                               std::to_string(classes) + ")");
+      throw InputError("CIFAR file " + path.string() + ": label " + std::to_string(label) +
+                       " of record " + std::to_string(i) + " is out of range [0, " +
+                       std::to_string(classes) + ")");
     }
     d.labels.push_back(label);
     d.pixels.insert(d.pixels.end(), r + label_bytes, r + record);
   }
+}
+
+namespace {
+
+void append_cifar_file(const std::filesystem::path& path, int label_bytes, int label_index,
+                       int classes, Dataset& d) {
+  append_cifar_bytes(read_file_bytes(path), path, label_bytes, label_index, classes, d);
 }
 
 }  // namespace

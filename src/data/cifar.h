@@ -28,6 +28,11 @@ Dataset load_cifar100(const std::filesystem::path& dir, DataSplit split,
 Dataset load_cifar_files(const std::vector<std::filesystem::path>& files, int label_bytes,
                          int label_index, int classes);
 
+// Appends the records of one file image in memory to `d` (the fuzzing entry point); `path`
+// only names it in errors.
+void append_cifar_bytes(const std::vector<uint8_t>& bytes, const std::filesystem::path& path,
+                        int label_bytes, int label_index, int classes, Dataset& d);
+
 std::vector<std::string> cifar10_class_names();
 
 }  // namespace st::data

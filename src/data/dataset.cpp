@@ -1,15 +1,39 @@
 #include "data/dataset.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
+#include "io/validate.h"
 #include "tensor/random.h"
 
 namespace st::data {
 
 const char* split_name(DataSplit s) {
   return s == DataSplit::Train ? "train" : "test";
+}
+
+uint64_t max_dataset_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return uint64_t{1} << 34;  // unknown: 16 GiB
+  return static_cast<uint64_t>(pages) / 2 * static_cast<uint64_t>(page);
+}
+
+void check_dataset_size(uint64_t count, uint64_t channels, uint64_t height, uint64_t width,
+                        const std::string& what) {
+  if (height > static_cast<uint64_t>(kMaxImageSide) || width > static_cast<uint64_t>(kMaxImageSide))
+    throw InputError(what + ": image size " + std::to_string(height) + "x" + std::to_string(width) +
+                     " (HxW) exceeds the limit of " + std::to_string(kMaxImageSide) + " per side");
+  const uint64_t bytes = checked_product({count, channels, height, width}, what);
+  if (bytes > max_dataset_bytes())
+    throw InputError(what + ": " + std::to_string(count) + " images of " +
+                     std::to_string(channels) + "x" + std::to_string(height) + "x" +
+                     std::to_string(width) + " need " + std::to_string(bytes) +
+                     " bytes, more than the " + std::to_string(max_dataset_bytes()) +
+                     " allowed (half of this machine's memory)");
 }
 
 namespace {
@@ -31,7 +55,10 @@ void Dataset::validate() const {
     throw std::invalid_argument(who + ": number of classes " + std::to_string(classes) +
                                 " must be positive");
   }
-  if (static_cast<int64_t>(pixels.size()) != size() * image_numel()) {
+  uint64_t expected = 0;
+  if (__builtin_mul_overflow(static_cast<uint64_t>(size()), static_cast<uint64_t>(image_numel()),
+                             &expected) ||
+      pixels.size() != expected) {
     throw std::invalid_argument(who + ": " + std::to_string(pixels.size()) + " pixel values for " +
                                 std::to_string(size()) + " images of " +
                                 std::to_string(image_numel()) + " values");

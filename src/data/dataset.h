@@ -9,6 +9,16 @@
 
 namespace st::data {
 
+// Limits checked before anything is allocated (a header or folder that lies must not make the
+// process ask for gigabytes). Images larger than this on a side are not CNN training data.
+constexpr int64_t kMaxImageSide = 16384;
+// The most bytes a whole in-memory dataset may take: half of the machine's physical memory.
+uint64_t max_dataset_bytes();
+// Throws InputError("<what>: <n> images of CxHxW need B bytes, more than ...") when `count`
+// images of the shape would not fit under max_dataset_bytes(); the arithmetic is checked.
+void check_dataset_size(uint64_t count, uint64_t channels, uint64_t height, uint64_t width,
+                        const std::string& what);
+
 // Which half of a dataset that ships as two (train/test) to read or generate.
 enum class DataSplit { Train, Test };
 const char* split_name(DataSplit s);

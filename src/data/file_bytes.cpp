@@ -5,6 +5,9 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "data/dataset.h"
+#include "io/validate.h"
+
 namespace st::data {
 
 namespace {
@@ -13,7 +16,18 @@ std::runtime_error file_error(const std::filesystem::path& path, const std::stri
   return std::runtime_error(path.string() + ": " + what);
 }
 
+// A missing file or a directory in its place is the user's input (exit code 2), and must be
+// refused before its "size" is used to allocate.
+void require_regular_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) throw InputError(path.string() + ": cannot open (no such file)");
+  if (!std::filesystem::is_regular_file(st))
+    throw InputError(path.string() + ": not a regular file (a directory?)");
+}
+
 std::vector<uint8_t> read_raw(const std::filesystem::path& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw file_error(path, "cannot open file");
   in.seekg(0, std::ios::end);
@@ -40,17 +54,23 @@ std::vector<uint8_t> read_gzip(const std::filesystem::path& path) {
       int err = 0;
       const std::string msg = gzerror(f, &err);
       gzclose(f);
-      throw file_error(path, "corrupt gzip stream (" + msg + ")");
+      throw InputError(path.string() + ": corrupt gzip stream (" + msg + ")");
     }
     bytes.resize(old + static_cast<std::size_t>(got));
     if (got == 0) break;
+    // A gzip bomb must not take the machine's memory.
+    if (bytes.size() > max_dataset_bytes()) {
+      gzclose(f);
+      throw InputError(path.string() + ": decompresses to more than " +
+                       std::to_string(max_dataset_bytes()) + " bytes");
+    }
   }
   // gzread returns the data it has at a premature end; the error shows up here.
   int err = 0;
   const std::string msg = gzerror(f, &err);
   gzclose(f);
   if (err != Z_OK && err != Z_STREAM_END) {
-    throw file_error(path, "truncated or corrupt gzip stream (" + msg + ")");
+    throw InputError(path.string() + ": truncated or corrupt gzip stream (" + msg + ")");
   }
   return bytes;
 }
@@ -58,6 +78,7 @@ std::vector<uint8_t> read_gzip(const std::filesystem::path& path) {
 }  // namespace
 
 bool is_gzip_file(const std::filesystem::path& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw file_error(path, "cannot open file");
   unsigned char magic[2] = {0, 0};

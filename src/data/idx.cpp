@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "data/file_bytes.h"
+#include "io/validate.h"
 
 namespace st::data {
 
@@ -10,8 +11,8 @@ namespace {
 
 constexpr uint8_t kUbyteType = 0x08;
 
-std::runtime_error idx_error(const std::filesystem::path& path, const std::string& what) {
-  return std::runtime_error("IDX file " + path.string() + ": " + what);
+InputError idx_error(const std::filesystem::path& path, const std::string& what) {
+  return InputError("IDX file " + path.string() + ": " + what);
 }
 
 uint32_t read_be32(const uint8_t* p) {
@@ -47,7 +48,9 @@ std::vector<int64_t> parse_idx_header(const std::filesystem::path& path,
   uint64_t expected = 1;
   for (int i = 0; i < ndims; ++i) {
     dims[i] = read_be32(bytes.data() + 4 + 4 * i);
-    expected *= static_cast<uint64_t>(dims[i]);
+    // Each dimension is below 2^32, but their product can pass 2^64.
+    if (__builtin_mul_overflow(expected, static_cast<uint64_t>(dims[i]), &expected))
+      throw idx_error(path, "header dimensions multiply past 2^64 bytes");
   }
   const uint64_t have = bytes.size() - header;
   if (have < expected) {
@@ -74,25 +77,30 @@ std::filesystem::path find_idx_file(const std::filesystem::path& dir, const std:
   }
   std::string list;
   for (const std::string& t : tried) list += (list.empty() ? "" : ", ") + t;
-  throw std::runtime_error("IDX directory " + dir.string() + ": none of " + list + " exists");
+  throw InputError("IDX directory " + dir.string() + ": none of " + list + " exists");
 }
 
 }  // namespace
 
-Dataset load_idx(const std::filesystem::path& images_path, const std::filesystem::path& labels_path,
-                 int classes, std::vector<std::string> class_names) {
+Dataset parse_idx(const std::vector<uint8_t>& img, const std::vector<uint8_t>& lab,
+                  const std::filesystem::path& images_path,
+                  const std::filesystem::path& labels_path, int classes,
+                  std::vector<std::string> class_names) {
   if (classes <= 0 || classes > 256) {
     throw std::invalid_argument("load_idx: classes " + std::to_string(classes) +
                                 " must be in [1, 256]");
   }
-  const std::vector<uint8_t> img = read_file_bytes(images_path);
   const std::vector<int64_t> idims = parse_idx_header(images_path, img, 3);
-  const std::vector<uint8_t> lab = read_file_bytes(labels_path);
   const std::vector<int64_t> ldims = parse_idx_header(labels_path, lab, 1);
   if (idims[0] != ldims[0]) {
-    throw std::runtime_error("IDX files " + images_path.string() + " and " + labels_path.string() +
-                             ": size mismatch, " + std::to_string(idims[0]) + " images but " +
-                             std::to_string(ldims[0]) + " labels");
+    throw InputError("IDX files " + images_path.string() + " and " + labels_path.string() +
+                     ": size mismatch, " + std::to_string(idims[0]) + " images but " +
+                     std::to_string(ldims[0]) + " labels");
+  }
+  if (idims[1] == 0 || idims[2] == 0 || idims[1] > kMaxImageSide || idims[2] > kMaxImageSide) {
+    throw idx_error(images_path, "image size " + std::to_string(idims[1]) + "x" +
+                                     std::to_string(idims[2]) + " must be in [1, " +
+                                     std::to_string(kMaxImageSide) + "] per side");
   }
   Dataset d;
   d.channels = 1;
@@ -116,10 +124,17 @@ Dataset load_idx(const std::filesystem::path& images_path, const std::filesystem
   return d;
 }
 
+Dataset load_idx(const std::filesystem::path& images_path, const std::filesystem::path& labels_path,
+                 int classes, std::vector<std::string> class_names) {
+  const std::vector<uint8_t> img = read_file_bytes(images_path);
+  const std::vector<uint8_t> lab = read_file_bytes(labels_path);
+  return parse_idx(img, lab, images_path, labels_path, classes, std::move(class_names));
+}
+
 Dataset load_idx_dir(const std::filesystem::path& dir, DataSplit split,
                      std::vector<std::string> class_names) {
   if (!std::filesystem::is_directory(dir)) {
-    throw std::runtime_error("IDX directory " + dir.string() + " does not exist");
+    throw InputError("IDX directory " + dir.string() + " does not exist");
   }
   const std::string prefix = split == DataSplit::Train ? "train" : "t10k";
   const std::filesystem::path images = find_idx_file(dir, prefix + "-images", "idx3");

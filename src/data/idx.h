@@ -15,6 +15,12 @@ namespace st::data {
 Dataset load_idx(const std::filesystem::path& images_path, const std::filesystem::path& labels_path,
                  int classes = 10, std::vector<std::string> class_names = {});
 
+// The same from file images in memory (the fuzzing entry point); the paths only name them.
+Dataset parse_idx(const std::vector<uint8_t>& images, const std::vector<uint8_t>& labels,
+                  const std::filesystem::path& images_path,
+                  const std::filesystem::path& labels_path, int classes = 10,
+                  std::vector<std::string> class_names = {});
+
 // Finds {train,t10k}-{images-idx3,labels-idx1}-ubyte in `dir`, also with '.' before "idx"
 // and with ".gz" appended (the first that exists wins), and loads them.
 Dataset load_idx_dir(const std::filesystem::path& dir, DataSplit split,

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "data/file_bytes.h"
 #include "data/resize.h"
+#include "io/validate.h"
 
 namespace st::data {
 
@@ -40,20 +43,71 @@ std::vector<fs::path> sorted_entries(const fs::path& dir, bool want_dirs) {
   return out;
 }
 
-struct DecodedImage {
-  int height = 0, width = 0;
-  std::vector<uint8_t> chw;
-};
+constexpr int kMaxImageFolderClasses = 1 << 16;
 
-DecodedImage decode_image(const fs::path& path, int channels) {
+std::string size_str(int h, int w) {
+  return std::to_string(h) + "x" + std::to_string(w);
+}
+
+// stb_image grows its PNG buffer to each chunk's declared length before reading it: an
+// 86-byte file declaring a 1.7 GB IDAT chunk made it allocate 1.7 GB (found by fuzzing).
+// Every chunk must lie within the file.
+void check_png_chunks(const std::vector<uint8_t>& b, const std::string& origin) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() < 8 || !std::equal(kSignature, kSignature + 8, b.begin())) return;  // not PNG
+  std::size_t at = 8;
+  while (at < b.size()) {
+    if (b.size() - at < 12)
+      throw InputError("image " + origin + ": PNG chunk at byte " + std::to_string(at) +
+                       " is cut off (truncated file)");
+    const uint64_t length = (uint64_t{b[at]} << 24) | (uint64_t{b[at + 1]} << 16) |
+                            (uint64_t{b[at + 2]} << 8) | b[at + 3];
+    if (length > b.size() - at - 12)
+      throw InputError("image " + origin + ": PNG chunk at byte " + std::to_string(at) +
+                       " declares " + std::to_string(length) +
+                       " bytes, past the end of the file (truncated or corrupt)");
+    const bool end = std::equal(b.begin() + at + 4, b.begin() + at + 8, "IEND");
+    at += 12 + length;
+    if (end) return;
+  }
+}
+
+}  // namespace
+
+DecodedImage decode_image_bytes(const std::vector<uint8_t>& bytes, int channels,
+                                const std::string& origin, int64_t max_side) {
+  if (channels != 1 && channels != 3)
+    throw std::invalid_argument("image " + origin + ": channels must be 1 or 3");
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw InputError("image " + origin + ": file too large");
+  // By content, not by name: PNG signature or JPEG start-of-image marker.
+  const bool png = bytes.size() >= 8 && bytes[0] == 0x89 && bytes[1] == 'P' && bytes[2] == 'N' &&
+                   bytes[3] == 'G';
+  const bool jpeg = bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+  if (!png && !jpeg)
+    throw InputError("image " + origin + ": cannot decode (not a PNG or JPEG file)");
+  check_png_chunks(bytes, origin);
+  const auto* data_in = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, file_channels = 0;
+  // The header first: a lying size must not reach the decoder's allocation.
+  if (!stbi_info_from_memory(data_in, len, &w, &h, &file_channels)) {
+    const char* reason = stbi_failure_reason();
+    throw InputError("image " + origin + ": cannot decode (" + (reason ? reason : "unknown error") +
+                     ")");
+  }
+  if (w <= 0 || h <= 0 || w > max_side || h > max_side)
+    throw InputError("image " + origin + ": size " + size_str(h, w) +
+                     " (HxW) exceeds the limit of " + std::to_string(max_side) + " per side");
   std::unique_ptr<stbi_uc, void (*)(void*)> data(
-      stbi_load(path.string().c_str(), &w, &h, &file_channels, channels), stbi_image_free);
+      stbi_load_from_memory(data_in, len, &w, &h, &file_channels, channels), stbi_image_free);
   if (!data) {
     const char* reason = stbi_failure_reason();
-    throw std::runtime_error("image " + path.string() + ": cannot decode (" +
-                             (reason ? reason : "unknown error") + ")");
+    throw InputError("image " + origin + ": cannot decode (" + (reason ? reason : "unknown error") +
+                     ")");
   }
+  if (w <= 0 || h <= 0 || w > max_side || h > max_side)
+    throw InputError("image " + origin + ": decoded size " + size_str(h, w) + " is out of range");
   DecodedImage img{h, w, std::vector<uint8_t>(static_cast<std::size_t>(channels) * h * w)};
   const std::size_t plane = static_cast<std::size_t>(h) * w;
   for (std::size_t k = 0; k < plane; ++k) {
@@ -61,12 +115,6 @@ DecodedImage decode_image(const fs::path& path, int channels) {
   }
   return img;
 }
-
-std::string size_str(int h, int w) {
-  return std::to_string(h) + "x" + std::to_string(w);
-}
-
-}  // namespace
 
 Dataset load_image_folder(const fs::path& root, const ImageFolderOptions& opts) {
   if (opts.channels != 1 && opts.channels != 3) {
@@ -81,7 +129,7 @@ Dataset load_image_folder(const fs::path& root, const ImageFolderOptions& opts) 
                                 "when not resizing)");
   }
   if (!fs::is_directory(root)) {
-    throw std::runtime_error("image folder " + root.string() + " does not exist");
+    throw InputError("image folder " + root.string() + " does not exist");
   }
   Dataset d;
   d.channels = opts.channels;
@@ -89,22 +137,35 @@ Dataset load_image_folder(const fs::path& root, const ImageFolderOptions& opts) 
   d.width = opts.width;
   const std::vector<fs::path> class_dirs = sorted_entries(root, true);
   if (class_dirs.empty()) {
-    throw std::runtime_error("image folder " + root.string() + ": no class subfolders");
+    throw InputError("image folder " + root.string() + ": no class subfolders");
+  }
+  if (class_dirs.size() > static_cast<std::size_t>(kMaxImageFolderClasses)) {
+    throw InputError("image folder " + root.string() + ": " + std::to_string(class_dirs.size()) +
+                     " class subfolders, more than " + std::to_string(kMaxImageFolderClasses));
   }
   d.classes = static_cast<int>(class_dirs.size());
+  // Every file list first: the set's size is known, and checked, before any decoding.
+  std::vector<std::vector<fs::path>> files(class_dirs.size());
+  uint64_t count = 0;
+  for (std::size_t label = 0; label < class_dirs.size(); ++label) {
+    files[label] = sorted_entries(class_dirs[label], false);
+    count += files[label].size();
+  }
+  const std::string what = "image folder " + root.string();
+  if (d.height > 0) check_dataset_size(count, d.channels, d.height, d.width, what);
   for (std::size_t label = 0; label < class_dirs.size(); ++label) {
     d.class_names.push_back(class_dirs[label].filename().string());
-    for (const fs::path& file : sorted_entries(class_dirs[label], false)) {
-      DecodedImage img = decode_image(file, opts.channels);
+    for (const fs::path& file : files[label]) {
+      DecodedImage img = decode_image_bytes(read_file_bytes(file), opts.channels, file.string());
       if (d.height == 0) {
         d.height = img.height;
         d.width = img.width;
+        check_dataset_size(count, d.channels, d.height, d.width, what);
       }
       if (img.height != d.height || img.width != d.width) {
         if (!opts.resize) {
-          throw std::runtime_error("image " + file.string() + ": size " +
-                                   size_str(img.height, img.width) + " (HxW) differs from the " +
-                                   "required " + size_str(d.height, d.width));
+          throw InputError("image " + file.string() + ": size " + size_str(img.height, img.width) +
+                           " (HxW) differs from the " + "required " + size_str(d.height, d.width));
         }
         img.chw =
             resize_image(img.chw.data(), opts.channels, img.height, img.width, d.height, d.width);
@@ -114,7 +175,7 @@ Dataset load_image_folder(const fs::path& root, const ImageFolderOptions& opts) 
     }
   }
   if (d.size() == 0) {
-    throw std::runtime_error("image folder " + root.string() + ": no .png/.jpg/.jpeg images");
+    throw InputError("image folder " + root.string() + ": no .png/.jpg/.jpeg images");
   }
   d.description = "image folder " + root.string();
   d.validate();

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "io/validate.h"
 #include "tensor/random.h"
 
 namespace st::data {
@@ -61,13 +62,23 @@ std::string short_float(float v) {
 void check_options(const SyntheticOptions& o) {
   if (o.size < 0 || o.channels <= 0 || o.height <= 0 || o.width <= 0 || o.classes <= 0 ||
       o.grid <= 0 || o.noise < 0 || o.max_shift < 0) {
-    throw std::invalid_argument(
-        "synthetic dataset: size " + std::to_string(o.size) + ", shape " +
-        std::to_string(o.channels) + "x" + std::to_string(o.height) + "x" +
-        std::to_string(o.width) + ", classes " + std::to_string(o.classes) + ", grid " +
-        std::to_string(o.grid) + ", noise " + short_float(o.noise) + ", max_shift " +
-        std::to_string(o.max_shift) + ": counts must be positive, noise and shift >= 0");
+    throw InputError("synthetic dataset: size " + std::to_string(o.size) + ", shape " +
+                     std::to_string(o.channels) + "x" + std::to_string(o.height) + "x" +
+                     std::to_string(o.width) + ", classes " + std::to_string(o.classes) +
+                     ", grid " + std::to_string(o.grid) + ", noise " + short_float(o.noise) +
+                     ", max_shift " + std::to_string(o.max_shift) +
+                     ": counts must be positive, noise and shift >= 0");
   }
+  // Bounded before anything is allocated: the samples, and the float class templates.
+  const std::string what = "synthetic dataset";
+  if (o.grid > kMaxImageSide)
+    throw InputError(what + ": grid " + std::to_string(o.grid) + " exceeds " +
+                     std::to_string(kMaxImageSide));
+  if (o.classes > (1 << 16))
+    throw InputError(what + ": " + std::to_string(o.classes) + " classes, more than 65536");
+  check_dataset_size(static_cast<uint64_t>(o.size), o.channels, o.height, o.width, what);
+  check_dataset_size(uint64_t{4} * o.classes, o.channels, o.height, o.width,
+                     what + " (class templates)");
 }
 
 }  // namespace

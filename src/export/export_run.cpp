@@ -1,5 +1,7 @@
 #include "export/export_run.h"
 
+#include "io/file_write.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -169,7 +171,7 @@ nlohmann::json run_export(const ExportRequest& req, const ExportLog& log) {
     report["files"]["onnx"] = path;
   }
   const fs::path report_path = (dir.empty() ? fs::path(".") : dir) / "export_report.json";
-  std::ofstream(report_path) << report.dump(2) << "\n";
+  write_file_atomic(report_path.string(), report.dump(2) + "\n");
   report["files"]["report"] = report_path.string();
   return report;
 }

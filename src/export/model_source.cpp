@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "io/validate.h"
 #include "run/run_files.h"
 
 namespace st {
@@ -64,6 +65,9 @@ ExperimentData load_source_data(const ModelSource& source, const std::string& da
   if (!data_path.empty()) c.path = data_path;
   try {
     return load_experiment_data(c);
+  } catch (const InputError& e) {  // a bad data file stays the user's error (exit code 2)
+    throw InputError(std::string("cannot load the data of ") + source.file() + ": " + e.what() +
+                     (data_path.empty() ? " (use --data-path)" : ""));
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string("cannot load the data of ") + source.file() + ": " +
                              e.what() + (data_path.empty() ? " (use --data-path)" : ""));

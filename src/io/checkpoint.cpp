@@ -1,7 +1,10 @@
 #include "io/checkpoint.h"
 
+#include <new>
 #include <stdexcept>
 
+#include "io/checkpoint_meta.h"
+#include "io/validate.h"
 #include "nn/layer_json.h"
 
 namespace st {
@@ -50,6 +53,11 @@ void save_checkpoint(const std::string& path, const Model& model, const Optimize
       tensors.emplace_back(kOptimizerPrefix + names[i], optimizer->state()[i]);
     meta["optimizer_steps"] = optimizer->steps();
   }
+  // Never write metadata that Checkpoint::load would refuse (e.g. a deeply nested `extra`).
+  validate_checkpoint_meta(meta, path);
+  if (json_depth(meta) > kMaxJsonDepth)
+    throw std::runtime_error(path + ": checkpoint metadata nests deeper than " +
+                             std::to_string(kMaxJsonDepth) + " levels");
   write_safetensors(path, tensors, {{kMetaKey, meta.dump()}}, int64_state_keys(model));
 }
 
@@ -57,27 +65,25 @@ Checkpoint Checkpoint::load(const std::string& path) {
   SafetensorsReader reader = SafetensorsReader::load(path);
   auto it = reader.metadata().find(kMetaKey);
   if (it == reader.metadata().end())
-    throw std::runtime_error(path + ": not a sparsetrain checkpoint (no __metadata__." + kMetaKey +
-                             ")");
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(it->second);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path + ": checkpoint metadata is not valid JSON: " + e.what());
-  }
-  if (meta.value("format", 0) != kCheckpointFormat || !meta.contains("model"))
-    throw std::runtime_error(path + ": unsupported checkpoint format (expected format " +
-                             std::to_string(kCheckpointFormat) + ")");
+    throw InputError(path + ": not a sparsetrain checkpoint (no __metadata__." + kMetaKey + ")");
+  nlohmann::json meta = parse_checkpoint_meta(it->second, path);
   return Checkpoint(std::move(reader), std::move(meta));
 }
 
 std::unique_ptr<Model> Checkpoint::make_model(Backend& backend) const {
   const nlohmann::json& m = meta_.at("model");
-  std::vector<LayerSpec> layers = layers_from_json(m.at("layers"), path() + ": model.layers");
-  InputShape in{m.at("input").at(0).get<int64_t>(), m.at("input").at(1).get<int64_t>(),
-                m.at("input").at(2).get<int64_t>()};
-  auto model =
-      std::make_unique<Model>(std::move(layers), in, m.at("classes").get<int64_t>(), backend);
+  std::unique_ptr<Model> model;
+  try {
+    std::vector<LayerSpec> layers = layers_from_json(m.at("layers"), path() + ": model.layers");
+    InputShape in{m.at("input").at(0).get<int64_t>(), m.at("input").at(1).get<int64_t>(),
+                  m.at("input").at(2).get<int64_t>()};
+    model = std::make_unique<Model>(std::move(layers), in, m.at("classes").get<int64_t>(), backend);
+  } catch (const std::bad_alloc&) {
+    throw InputError(path() + ": the stored architecture needs more memory than is available");
+  } catch (const std::invalid_argument& e) {
+    // The architecture's own checks: the message already names the layer and key.
+    throw InputError(path() + ": stored architecture: " + e.what());
+  }
   load_model_state(*model);
   return model;
 }
@@ -85,12 +91,13 @@ std::unique_ptr<Model> Checkpoint::make_model(Backend& backend) const {
 void Checkpoint::load_model_state(Model& model) const {
   for (auto& [name, dst] : model_state_tensors(model)) {
     if (!reader_.has(name))
-      throw std::runtime_error(path() + ": missing tensor '" + name + "' for this model");
+      throw InputError(path() + ": missing tensor '" + name + "' for this model");
+    const SafetensorsEntry& e = reader_.entry(name);
+    if (e.shape != dst.shape())
+      throw InputError(path() + ": tensor '" + name + "' has shape " + shape_str(e.shape) +
+                       ", the model expects " + shape_str(dst.shape()));
     Tensor src = reader_.get_f32(name);
-    if (src.shape() != dst.shape())
-      throw std::runtime_error(path() + ": tensor '" + name + "' has shape " +
-                               shape_str(src.shape()) + ", the model expects " +
-                               shape_str(dst.shape()));
+    check_finite(src, name, path());
     Tensor target = dst;
     target.copy_from(src.to(dst.dtype()));
   }
@@ -101,19 +108,21 @@ bool Checkpoint::has_optimizer_state() const {
 }
 
 void Checkpoint::load_optimizer_state(Optimizer& optimizer) const {
-  if (!has_optimizer_state()) throw std::runtime_error(path() + ": no optimizer state stored");
+  if (!has_optimizer_state()) throw InputError(path() + ": no optimizer state stored");
   std::vector<std::string> names = optimizer.state_names();
   for (std::size_t i = 0; i < names.size(); ++i) {
     const std::string key = kOptimizerPrefix + names[i];
     if (!reader_.has(key))
-      throw std::runtime_error(path() + ": missing optimizer state '" + key +
-                               "' (was the run made with another optimizer?)");
-    Tensor src = reader_.get(key);
+      throw InputError(path() + ": missing optimizer state '" + key +
+                       "' (was the run made with another optimizer?)");
     Tensor& dst = optimizer.state()[i];
-    if (src.numel() != dst.numel())
-      throw std::runtime_error(path() + ": optimizer state '" + key + "' has " +
-                               std::to_string(src.numel()) + " elements, expected " +
-                               std::to_string(dst.numel()));
+    // Checked before decoding: a hostile shape must not allocate.
+    if (shape_numel(reader_.entry(key).shape) != dst.numel())
+      throw InputError(path() + ": optimizer state '" + key + "' has " +
+                       std::to_string(shape_numel(reader_.entry(key).shape)) +
+                       " elements, expected " + std::to_string(dst.numel()));
+    Tensor src = reader_.get(key);
+    check_finite(src, key, path());
     dst.copy_from(src.to(dst.dtype()).reshape(dst.shape()));
   }
   optimizer.set_steps(meta_.at("optimizer_steps").get<int64_t>());

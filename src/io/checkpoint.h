@@ -11,14 +11,14 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
+#include "io/checkpoint_meta.h"
 #include "io/safetensors.h"
 #include "nn/model.h"
 #include "optim/optimizer.h"
 
 namespace st {
-
-constexpr int kCheckpointFormat = 1;
 
 // The model's architecture as stored in checkpoints and exports.
 nlohmann::json model_architecture_json(const Model& model);
@@ -31,6 +31,9 @@ std::set<std::string> int64_state_keys(const Model& model);
 void save_checkpoint(const std::string& path, const Model& model, const Optimizer* optimizer,
                      const nlohmann::json& extra);
 
+// Loading validates everything before use (io/validate.h): the safetensors layout, the
+// metadata, every tensor's shape against the architecture, and that weights and optimizer
+// state are finite. Failures raise InputError (exit code 2) naming the file and the tensor/key.
 class Checkpoint {
  public:
   static Checkpoint load(const std::string& path);

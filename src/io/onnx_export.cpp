@@ -1,5 +1,7 @@
 #include "io/onnx_export.h"
 
+#include "io/file_write.h"
+
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
@@ -239,19 +241,7 @@ std::string onnx_model_bytes(const Model& model,
 void write_onnx(const std::string& path, const Model& model,
                 const std::map<std::string, std::string>& metadata) {
   const std::string bytes = onnx_model_bytes(model, metadata);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    if (!f) throw std::runtime_error(path + ": cannot write the ONNX file");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw std::runtime_error(path + ": cannot move the ONNX file into place: " + ec.message());
-  }
+  write_file_atomic(path, bytes);
 }
 
 }  // namespace st

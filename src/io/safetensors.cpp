@@ -1,5 +1,7 @@
 #include "io/safetensors.h"
 
+#include "io/file_write.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,29 +54,16 @@ T load_le(const uint8_t* p) {
   return v;
 }
 
-// Parses JSON, recording the first key repeated within one object (the JSON
-// library would silently keep the last).
+// Bounded depth and no repeated key (the JSON library would silently keep the last one,
+// so two tensors of one name could hide each other).
 json parse_header_json(const char* begin, const char* end, const std::string& origin) {
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  auto on_event = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-    if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
-    if (event == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
-      const std::string key = parsed.get<std::string>();
-      if (!open_objects.back().insert(key).second) duplicate = key;
-    }
-    return true;
-  };
   json header;
   try {
-    header = json::parse(begin, end, on_event);
-  } catch (const json::exception& e) {
-    throw SafetensorsError(origin + ": header is not valid JSON: " + e.what());
+    header = parse_json_checked(std::string_view(begin, static_cast<std::size_t>(end - begin)),
+                                origin + ": header");
+  } catch (const InputError& e) {
+    throw SafetensorsError(e.what());
   }
-  if (!duplicate.empty())
-    throw SafetensorsError(origin + ": key '" + duplicate +
-                           "' appears twice in one header object (tensor names must be unique)");
   if (!header.is_object()) throw SafetensorsError(origin + ": header is not a JSON object");
   return header;
 }
@@ -90,7 +79,7 @@ std::map<std::string, std::string> parse_metadata(const json& m, const std::stri
   return out;
 }
 
-uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& where) {
+uint64_t checked_mul_shape(uint64_t a, uint64_t b, const std::string& where) {
   uint64_t r;
   if (__builtin_mul_overflow(a, b, &r)) throw SafetensorsError(where + ": shape is too large");
   return r;
@@ -118,6 +107,10 @@ SafetensorsEntry parse_entry(const std::string& name, const json& v, const std::
     throw SafetensorsError(where + ": dtype '" + e.dtype +
                            "' is not supported (supported: " + supported_dtypes() + ")");
   uint64_t bytes = info->size;
+  uint64_t nonzero = 1;  // a zero dimension must not hide an overflowing product of the others
+  if (v["shape"].size() > kMaxTensorDims)
+    throw SafetensorsError(where + ": shape has " + std::to_string(v["shape"].size()) +
+                           " dimensions, more than " + std::to_string(kMaxTensorDims));
   for (const json& d : v["shape"]) {
     if (!d.is_number_unsigned())
       throw SafetensorsError(where + ": shape entries must be non-negative integers, got " +
@@ -126,7 +119,8 @@ SafetensorsEntry parse_entry(const std::string& name, const json& v, const std::
     if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
       throw SafetensorsError(where + ": shape is too large");
     e.shape.push_back(static_cast<int64_t>(dim));
-    bytes = checked_mul(bytes, dim, where);
+    bytes = checked_mul_shape(bytes, dim, where);
+    if (dim != 0) nonzero = checked_mul_shape(nonzero, dim, where);
   }
   e.begin = v["data_offsets"][0].get<uint64_t>();
   e.end = v["data_offsets"][1].get<uint64_t>();
@@ -202,18 +196,6 @@ void decode_into(const SafetensorsEntry& e, const uint8_t* src, To* dst, const s
   }
 }
 
-void write_all(int fd, const uint8_t* p, std::size_t n, const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw SafetensorsError(path + ": write failed: " + std::strerror(errno));
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-
 const char* stored_dtype(DType t) {
   switch (t) {
     case DType::F32:
@@ -262,15 +244,22 @@ float bfloat16_to_float(uint16_t bits) {
 }
 
 SafetensorsReader SafetensorsReader::load(const std::string& path) {
+  // A directory or device opens as a stream too, with a meaningless size: refuse it first.
+  std::error_code ec;
+  const std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    throw SafetensorsError(path + ": cannot open for reading (no such file)");
+  if (!std::filesystem::is_regular_file(status))
+    throw SafetensorsError(path + ": not a regular file (a directory?)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw SafetensorsError(path + ": cannot open for reading");
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
   in.seekg(0, std::ios::beg);
-  if (size < 0) throw SafetensorsError(path + ": cannot determine the file size");
+  if (size < 0) throw std::runtime_error(path + ": cannot determine the file size");
   std::vector<uint8_t> bytes(static_cast<std::size_t>(size));
   if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-    throw SafetensorsError(path + ": read failed");
+    throw std::runtime_error(path + ": read failed");
   return parse(std::move(bytes), path);
 }
 
@@ -396,6 +385,15 @@ std::vector<uint8_t> serialize_safetensors(
   }
   // Spaces pad the header so that the data section starts 8-byte aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
+  // Never write what SafetensorsReader::parse would refuse.
+  if (text.size() > kSafetensorsMaxHeader)
+    throw SafetensorsError("safetensors: the header would take " + std::to_string(text.size()) +
+                           " bytes, more than the reader's limit of " +
+                           std::to_string(kSafetensorsMaxHeader) +
+                           " (is a metadata string, e.g. a description, huge?)");
+  if (json_depth(header) > kMaxJsonDepth)
+    throw SafetensorsError("safetensors: the header nests deeper than " +
+                           std::to_string(kMaxJsonDepth) + " levels");
   std::vector<uint8_t> out(8 + text.size() + offset);
   const uint64_t n = text.size();
   std::memcpy(out.data(), &n, 8);
@@ -413,36 +411,8 @@ void write_safetensors(const std::string& path,
                        const std::map<std::string, std::string>& metadata,
                        const std::set<std::string>& as_int64) {
   const std::vector<uint8_t> image = serialize_safetensors(tensors, metadata, as_int64);
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0)
-    throw SafetensorsError(path + ": cannot create a temporary file: " + std::strerror(errno));
-  try {
-    write_all(fd, image.data(), image.size(), path);
-    if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0)
-      throw SafetensorsError(path + ": cannot flush: " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw SafetensorsError(path + ": close failed: " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw SafetensorsError(path +
-                           ": cannot rename the temporary file into place: " + std::strerror(err));
-  }
-  // Make the rename itself durable.
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  write_file_atomic(path,
+                    std::string_view(reinterpret_cast<const char*>(image.data()), image.size()));
 }
 
 }  // namespace st

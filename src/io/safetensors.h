@@ -14,17 +14,22 @@
 #include <utility>
 #include <vector>
 
+#include "io/validate.h"
 #include "tensor/tensor.h"
 
 namespace st {
 
-class SafetensorsError : public std::runtime_error {
+// A file that breaks the format's rules, or tensors the writer cannot store. Failures to
+// write (full disk, missing folder) are std::runtime_error instead.
+class SafetensorsError : public InputError {
  public:
-  using std::runtime_error::runtime_error;
+  using InputError::InputError;
 };
 
 // Largest header the reader accepts (the reference implementation's limit).
 constexpr uint64_t kSafetensorsMaxHeader = 100'000'000;
+// Most dimensions a stored tensor may have (sparsetrain writes at most 4).
+constexpr std::size_t kMaxTensorDims = 8;
 
 struct SafetensorsEntry {
   std::string name;
@@ -76,7 +81,8 @@ std::vector<uint8_t> serialize_safetensors(
     const std::map<std::string, std::string>& metadata = {},
     const std::set<std::string>& as_int64 = {});
 
-// Writes atomically: a temporary file in the same folder, fsync, then rename.
+// Writes atomically: a temporary file in the same folder, fsync, then rename (io/file_write.h).
+// A header the reader would refuse (over kSafetensorsMaxHeader) is refused here first.
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {},

@@ -222,6 +222,8 @@ ResolvedRun resolve_run(const TrainRequest& req) {
     r.paths.dir = req.out_dir.empty() ? r.config.output.dir : req.out_dir;
     if (r.config.training.epochs < 1)
       throw ConfigError("training.epochs", "", "must be at least 1");
+    std::error_code ec;
+    r.created_dir = !fs::exists(r.paths.dir, ec);
     r.lock = RunLock::acquire(r.paths.dir);
     if (fs::exists(r.paths.config()) && !req.force)
       throw ConfigError("--out", "",

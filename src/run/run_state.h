@@ -35,6 +35,7 @@ struct ResolvedRun {
   ExperimentConfig config;
   RunPaths paths;
   bool resuming = false;
+  bool created_dir = false;  // a new run whose directory this process created
   RunLock lock;  // held for as long as the run is trained
   // Resuming: the checkpoint to continue from (none: from the start) and its state.
   std::optional<Checkpoint> checkpoint;

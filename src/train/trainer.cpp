@@ -153,6 +153,7 @@ class TrainingRun {
   Model& net() { return skipper_ ? skipper_->model() : *model_; }
   Optimizer& net_optimizer() { return skipper_ ? skipper_->optimizer() : *opt_; }
 
+  void set_up(const TrainRequest& req);
   void build_model_and_optimizer();
   void restore_or_prepare(const TrainRequest& req);
   void prepare_run_directory();
@@ -192,6 +193,20 @@ class TrainingRun {
 
 TrainingRun::TrainingRun(const TrainRequest& req)
     : run_(resolve_run(req)), progress_(run_.config.output.progress, req.quiet) {
+  try {
+    set_up(req);
+  } catch (...) {
+    // A new run that could not start leaves no directory behind (a bad dataset, a device that
+    // is missing); a resumed run's directory is never touched here.
+    if (!run_.resuming && run_.created_dir) {
+      std::error_code ec;
+      fs::remove_all(paths().dir, ec);
+    }
+    throw;
+  }
+}
+
+void TrainingRun::set_up(const TrainRequest& req) {
   set_cpu_threads(cfg().training.threads);
   backend_ = make_backend(device_choice_name(cfg().training.device));
   data_ = load_experiment_data(cfg().data);
