@@ -1,5 +1,7 @@
 #include "run/run_state.h"
 
+#include "io/validate.h"
+
 #include <algorithm>
 #include <climits>
 #include <filesystem>
@@ -190,10 +192,9 @@ void choose_checkpoint(ResolvedRun& r, const ExperimentConfig& saved, bool force
   if (!rejected.empty()) {
     std::string list;
     for (const std::string& why : rejected) list += "\n  " + why;
-    // Damaged files the program wrote itself (a disk fault, a kill): a runtime failure, exit 1.
-    throw std::runtime_error(
-        p.checkpoints_dir() + ": no checkpoint to continue the run from:" + list +
-        "\nnothing was changed; start the run again with --config and --force");
+    // Files read back are checked like any input: a damaged one is refused with exit code 2.
+    throw InputError(p.checkpoints_dir() + ": no checkpoint to continue the run from:" + list +
+                     "\nnothing was changed; start the run again with --config and --force");
   }
   // No checkpoint at all: the run stopped before its first one and starts again from epoch 0.
 }

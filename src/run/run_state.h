@@ -48,7 +48,7 @@ struct ResolvedRun {
 // that of config.json (--force accepts another fingerprint); when the run's final files are
 // missing, the newest one before the last epoch, so that the last epoch is done again. It
 // refuses a metrics.jsonl with a bad line and a checkpoint of another config (RunFileError, exit
-// code 2), and a run whose checkpoints are all damaged (std::runtime_error, exit code 1). Stale
+// code 2), and a run whose checkpoints are all damaged (InputError, exit code 2). Stale
 // temporary files of a killed write are removed.
 ResolvedRun resolve_run(const TrainRequest& request);
 

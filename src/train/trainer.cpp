@@ -274,17 +274,16 @@ void TrainingRun::prepare_run_directory() {
 
 void TrainingRun::announce() {
   const data::Dataset& train = data_.train;
-  progress_.line("run " + paths().dir + ": " + train.description + ", " +
-                 std::to_string(train.size()) + " training images, " +
-                 std::to_string(model_->num_params()) + " parameters, " +
-                 std::to_string(filters_total_) + " filters in " +
-                 std::to_string(model_->conv_bn_relu_blocks().size()) + " conv-BN-ReLU blocks, " +
-                 backend_->name() +
-                 (backend_->device() == Device::CPU
-                      ? " (kernels " + cpu::cpu_kernel_description() + ")"
-                      : std::string()) +
-                 (start_epoch_ > 0 ? ", resuming after epoch " + std::to_string(start_epoch_)
-                                   : std::string()));
+  progress_.line(
+      "run " + paths().dir + ": " + train.description + ", " + std::to_string(train.size()) +
+      " training images, " + std::to_string(model_->num_params()) + " parameters, " +
+      std::to_string(filters_total_) + " filters in " +
+      std::to_string(model_->conv_bn_relu_blocks().size()) + " conv-BN-ReLU blocks, " +
+      backend_->name() +
+      (backend_->device() == Device::CPU ? " (kernels " + cpu::cpu_kernel_description() + ")"
+                                         : std::string()) +
+      (start_epoch_ > 0 ? ", resuming after epoch " + std::to_string(start_epoch_)
+                        : std::string()));
 }
 
 void TrainingRun::run_epoch(int epoch) {
