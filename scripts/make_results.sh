@@ -127,6 +127,7 @@ for d in "${all_dirs[@]}"; do [ -d "$d" ] && existing+=("$d"); done
 [ ${#existing[@]} -gt 0 ] || { echo "make_results.sh: no runs under $out" >&2 && exit 1; }
 
 st=./build/sparsetrain
+rm -f "$plots"/*.png "$plots"/*.svg "$plots"/report.md  # only what this run writes stays
 $st report --skip-incomplete --format json "${existing[@]}" >"$plots/report.json"
 $st report --skip-incomplete --format csv "${existing[@]}" >"$plots/report.csv"
 $st report --skip-incomplete --group-by auto --format json "${existing[@]}" >"$plots/grouped.json"

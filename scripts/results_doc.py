@@ -60,8 +60,14 @@ class Groups:
         """The one group whose settings agree with `want` (dotted keys spelled with '__',
         `lambda_` for lambda) and, for the keys `want` does not name, with the base. Settings
         neither names (decay/step, optimizer.momentum, ...) follow from these."""
+        named = {k.replace("__", ".").rstrip("_"): v for k, v in want.items()}
         target = dict(self.base)
-        target.update({k.replace("__", ".").rstrip("_"): v for k, v in want.items()})
+        target.update(named)
+        # A key that is not a group setting did not vary: every run has the base's value.
+        for k, v in named.items():
+            if k not in self.groups[0]["settings"] if self.groups else True:
+                if k not in self.base or not same_value(v, self.base[k]):
+                    return None
         hits = [g for g in self.groups
                 if all(same_value(g["settings"][k], v) for k, v in target.items()
                        if k in g["settings"])]
@@ -93,6 +99,16 @@ def compare(a, b):
     if a["max"] < b["min"]:
         return "less"
     return "within noise"
+
+
+# A setting whose mean validation error is this close to chance (90 % for 10 classes) did not
+# train: its dead filters are a collapse, not implicit sparsity.
+COLLAPSED_VAL_ERROR = 80.0
+
+
+def collapsed(g):
+    f = fig(g, "val_error_pct")
+    return f is not None and f["mean"] > COLLAPSED_VAL_ERROR
 
 
 def verdict(word):
@@ -313,13 +329,16 @@ def main(argv):
             if c:
                 chosen[opt] = c
             for lr, g in pts:
-                mark = " (chosen)" if c and c[0] == lr else ""
+                mark = " (chosen)" if c and c[0] == lr else " (collapsed)" if collapsed(g) else ""
                 w(f"| {opt} | {lr:g}{mark} | {g['n']} | {ms(fig(g, 'total_dead_activation_pct'))} "
                   f"| {ms(fig(g, 'val_error_pct'), 2)} | {ms(fig(g, 'test_error_pct'), 2)} "
                   f"| {ms(fig(g, 'mean_selectivity'), 3)} |")
         w("")
         w("Each optimizer's rate is the one with the lowest mean **validation** error (marked "
-          "chosen); the test set plays no part in the choice.")
+          "chosen); the test set plays no part in the choice. A rate marked collapsed did not "
+          f"train (mean validation error above {COLLAPSED_VAL_ERROR:.0f} %, chance is 90 %): "
+          "its dead filters come with a network that predicts one class, not with implicit "
+          "sparsity, and it is left out of the comparisons across the grid.")
         w("")
         w("![dead filters and validation error against learning rate](results/lr_curves.png)")
         w("")
@@ -340,22 +359,22 @@ def main(argv):
               f"| {ms(fig(g, 'test_error_pct'), 2)} |")
         w("")
         # Across the grid: does any rate of SGD reach the adaptive optimizers' sparsity?
-        sgd_max = max((fig(g, "total_dead_activation_pct") or {"mean": -1})["mean"]
-                      for _, g in table.get("sgd", [])) if "sgd" in table else None
-        if sgd_max is not None:
+        sgd_ok = [g for _, g in table.get("sgd", []) if not collapsed(g)
+                  and fig(g, "total_dead_activation_pct")]
+        if sgd_ok:
+            sgd_top = max(fig(g, "total_dead_activation_pct")["max"] for g in sgd_ok)
             lines = []
             for opt in ADAPTIVE:
                 if opt not in table:
                     continue
-                above = [lr for lr, g in table[opt]
-                         if fig(g, "total_dead_activation_pct") and
-                         fig(g, "total_dead_activation_pct")["min"] > max(
-                             (fig(h, "total_dead_activation_pct") or {"max": -1})["max"]
-                             for _, h in table["sgd"])]
-                lines.append(f"{opt} {len(above)} of {len(table[opt])}")
-            w("Across the whole grid: the rates at which an adaptive optimizer's dead fraction "
-              "lies above every seed of SGD at every rate (its min over seeds > SGD's max over "
-              f"all rates and seeds; SGD's highest mean is {sgd_max:.1f} %): "
+                trained = [(lr, g) for lr, g in table[opt] if not collapsed(g)]
+                above = [lr for lr, g in trained if fig(g, "total_dead_activation_pct") and
+                         fig(g, "total_dead_activation_pct")["min"] > sgd_top]
+                lines.append(f"{opt} {len(above)} of {len(trained)}" +
+                             (f" ({', '.join(f'{x:g}' for x in above)})" if above else ""))
+            w("Across the whole grid (collapsed rates left out): at how many of its rates an "
+              "adaptive optimizer's dead fraction lies above every seed of SGD at every rate "
+              f"that trained (min over seeds > {sgd_top:.1f} %, SGD's highest): "
               + ", ".join(lines) + ".")
             w("")
         # Layers.

@@ -21,6 +21,7 @@ json data_json(const DataConfig& d) {
   json j = {{"kind", data_kind_name(d.kind)},
             {"train_subset", d.train_subset},
             {"subset_seed", d.subset_seed},
+            {"subset_mode", d.subset_first ? "first" : "stratified"},
             {"validation_split", d.validation_split},
             {"augmentation",
              {{"random_crop_padding", d.augmentation.random_crop_padding},

@@ -46,7 +46,8 @@ std::string default_data_path(DataKind kind) {
 }
 
 Keys data_keys_for(DataKind kind) {
-  Keys keys = {"kind", "train_subset", "subset_seed", "validation_split", "augmentation", "loader"};
+  Keys keys = {"kind",         "train_subset", "subset_seed", "subset_mode", "validation_split",
+               "augmentation", "loader"};
   if (kind != DataKind::Synthetic) keys.push_back("path");
   if (kind == DataKind::Cifar100) keys.push_back("label");
   if (kind == DataKind::ImageFolder) keys.push_back("image_folder");
@@ -120,7 +121,7 @@ DataConfig parse_data(const JsonReader& r) {
   const std::string context = "data kind \"" + std::string(data_kind_name(d.kind)) + "\"";
   r.allow_keys(data_keys_for(d.kind),
                {"kind", "path", "label", "image_folder", "synthetic", "train_subset", "subset_seed",
-                "validation_split", "augmentation", "loader"},
+                "subset_mode", "validation_split", "augmentation", "loader"},
                context);
   if (d.kind != DataKind::Synthetic) {
     std::string fallback = default_data_path(d.kind);
@@ -139,6 +140,7 @@ DataConfig parse_data(const JsonReader& r) {
                                std::to_string(d.train_subset));
   }
   d.subset_seed = static_cast<uint64_t>(r.integer("subset_seed", 0, kMaxInt64, 0));
+  d.subset_first = r.choice("subset_mode", {"stratified", "first"}, "stratified") == "first";
   d.validation_split = r.number("validation_split", NumberRange::unit_right_open(), 0.0);
   d.augmentation = parse_augmentation(r.child("augmentation"), d.channels());
   JsonReader loader = r.child("loader");

@@ -77,7 +77,9 @@ ExperimentData load_experiment_data(const DataConfig& c) {
   auto [train, test] = load_splits(c);
   out.test = std::move(test);
   if (c.train_subset > 0 && c.train_subset < train.size())
-    train = data::random_subset(train, c.train_subset, c.subset_seed, /*stratified=*/true);
+    train = c.subset_first
+                ? data::take_first(train, c.train_subset)
+                : data::random_subset(train, c.train_subset, c.subset_seed, /*stratified=*/true);
   if (c.validation_split > 0) {
     auto n_val = static_cast<int64_t>(c.validation_split * static_cast<double>(train.size()));
     if (n_val < 1 || n_val >= train.size())
