@@ -122,21 +122,24 @@ for study in lr directions; do
     [ -n "$name" ] && all_dirs+=("$out/$study/$name")
   done <"$out/$study.txt"
 done
+# Completed runs only: a run still going has no exact pass or test error yet.
 existing=()
-for d in "${all_dirs[@]}"; do [ -d "$d" ] && existing+=("$d"); done
+for d in "${all_dirs[@]}"; do
+  grep -Eqs '"status"[[:space:]]*:[[:space:]]*"completed"' "$d/summary.json" && existing+=("$d")
+done
 [ ${#existing[@]} -gt 0 ] || { echo "make_results.sh: no runs under $out" >&2 && exit 1; }
 
 st=./build/sparsetrain
 rm -f "$plots"/*.png "$plots"/*.svg "$plots"/report.md  # only what this run writes stays
-$st report --skip-incomplete --format json "${existing[@]}" >"$plots/report.json"
-$st report --skip-incomplete --format csv "${existing[@]}" >"$plots/report.csv"
-$st report --skip-incomplete --group-by auto --format json "${existing[@]}" >"$plots/grouped.json"
-$st report --skip-incomplete --group-by auto --format csv "${existing[@]}" >"$plots/grouped.csv"
-$st report --skip-incomplete --group-by auto "${existing[@]}" >"$plots/grouped.md"
+$st report --format json "${existing[@]}" >"$plots/report.json"
+$st report --format csv "${existing[@]}" >"$plots/report.csv"
+$st report --group-by auto --format json "${existing[@]}" >"$plots/grouped.json"
+$st report --group-by auto --format csv "${existing[@]}" >"$plots/grouped.csv"
+$st report --group-by auto "${existing[@]}" >"$plots/grouped.md"
 lr_dirs=()
 for d in "${existing[@]}"; do [[ "$d" == "$out/lr/"* ]] && lr_dirs+=("$d"); done
 if [ ${#lr_dirs[@]} -gt 0 ]; then
-  $st report --skip-incomplete --group-by auto --format json "${lr_dirs[@]}" >"$plots/lr_grouped.json"
+  $st report --group-by auto --format json "${lr_dirs[@]}" >"$plots/lr_grouped.json"
   mapfile -t lr_done < <(/usr/bin/python3 -c 'import json,sys; [print(r["run"]) for r in json.load(open(sys.argv[1]))["rows"]]' "$plots/report.json" | grep "^$out/lr/")
   /usr/bin/python3 scripts/plot_sparsity.py "${lr_done[@]}" --out "$plots" \
     --aggregate "$plots/lr_grouped.json" --epoch-runs $(for o in sgd adam adagrad rmsprop adadelta adamax; do

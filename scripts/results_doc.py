@@ -64,8 +64,10 @@ class Groups:
         target = dict(self.base)
         target.update(named)
         # A key that is not a group setting did not vary: every run has the base's value.
+        if not self.groups:
+            return None
         for k, v in named.items():
-            if k not in self.groups[0]["settings"] if self.groups else True:
+            if k not in self.groups[0]["settings"]:
                 if k not in self.base or not same_value(v, self.base[k]):
                     return None
         hits = [g for g in self.groups
@@ -94,6 +96,8 @@ def compare(a, b):
     when it lies below; otherwise the difference is within the seed noise."""
     if a is None or b is None:
         return "not measured"
+    if a["n"] < 2 or b["n"] < 2:
+        return "one seed only"
     if a["min"] > b["max"]:
         return "more"
     if a["max"] < b["min"]:
@@ -240,12 +244,13 @@ def main(argv):
             str(base_cfg["training"]["epochs"]), "model.width": str(base_cfg["model"]["width"])}
     G = Groups(grouped, base)
     LR = Groups(lr_grouped, base)
-    planned = []
+    planned = {}
     for grid in a.grids:
         with open(grid) as f:
-            planned += [ln.split()[0] for ln in f if ln.strip() and not ln.startswith("#")]
+            planned[os.path.basename(grid)] = [ln.split()[0] for ln in f
+                                               if ln.strip() and not ln.startswith("#")]
     done = {os.path.basename(r["run"].rstrip("/")) for r in report["rows"]}
-    missing = [n for n in planned if n not in done]
+    missing = {g: [n for n in names if n not in done] for g, names in planned.items()}
 
     out = []
     w = out.append
@@ -289,21 +294,26 @@ def main(argv):
     if secs:
         w(f"- Compute: {len(secs)} runs finished; their own run times add up to "
           f"{sum(secs) / 3600:.1f} h (median {sorted(secs)[len(secs) // 2]:.0f} s per run, "
-          "mostly waiting for a core on the loaded machine). Wall time per grid: "
-          + "; ".join(walls) + ".")
+          "mostly waiting for a core on the loaded machine)."
+          + (" Wall time per grid: " + "; ".join(walls) + "." if walls else ""))
     w("- Scale: every figure on this page comes from this reduced scale. The paper's scale "
       "(CIFAR-10/100, full width, 40+ epochs) has ready configs in `configs/` "
       "(configs/README.md gives the measured CPU time per epoch); GPU time is unmeasured.")
-    if missing:
-        w(f"- **Not run (out of budget):** {len(missing)} of {len(planned)} planned runs: "
-          + ", ".join(missing[:40]) + (" ..." if len(missing) > 40 else "") +
-          ". Directions that need them say \"not measured\".")
+    for grid, names in missing.items():
+        if not names:
+            continue
+        listed = ", ".join(names) if len(names) <= 24 else (
+            ", ".join(names[:24]) + f" and {len(names) - 24} more")
+        w(f"- **Not finished within this budget:** {len(names)} of {len(planned[grid])} runs of "
+          f"`{grid}`: {listed}. What needs them says \"not measured\", and cells with fewer "
+          "seeds show their n.")
     w("")
     w("**The rule used to call a direction.** With 3 seeds per setting, setting A gives more "
       "dead filters than B when A's range over seeds lies entirely above B's (min of A > max "
       "of B); less when entirely below; otherwise the difference is *within noise*. For 3 "
       "against 3 seeds, complete separation happens by chance with probability 2/20 = 0.1 "
-      "when the two settings do not differ (a permutation test, two-sided), so \"holds\" "
+      "when the two settings do not differ (a permutation test, two-sided; 2/6 = 0.33 for 2 "
+      "against 2 seeds, where a cell is still short of its third seed), so \"holds\" "
       "here is a modest bar and \"within noise\" is a real answer, not a failure to run. "
       "Figures are mean ± sample standard deviation (min–max) over the seeds.")
     w("")
@@ -405,7 +415,9 @@ def main(argv):
     if verdict_rows:
         n_more = sum(1 for _, c in verdict_rows if c == "more")
         n_less = sum(1 for _, c in verdict_rows if c == "less")
-        word = ("holds" if n_more == len(verdict_rows) else
+        word = ("too few seeds" if any(c not in ("more", "less", "within noise")
+                                        for _, c in verdict_rows) else
+                "holds" if n_more == len(verdict_rows) else
                 "fails" if n_less == len(verdict_rows) else
                 "within noise" if n_more == 0 and n_less == 0 else "holds in part")
         w(f"| Adaptive optimizers give more sparsity than SGD (each at its validation-chosen "

@@ -143,7 +143,7 @@ for g, row in zip(agg["groups"], table):
         assert got["n"] == 2
 print("aggregate ok")
 PY
-grep -q '^| optimizer | regularization | lambda | decay/step | optimizer.lr | n | total %dead act |' \
+grep -q '^| optimizer | regularization | lambda | decay/step | optimizer.lr | activation source | n | total %dead act |' \
   "$tmp/agg.markdown" || fail "grouped markdown header: $(head -1 "$tmp/agg.markdown")"
 if "$bin" report --group-by training.sed "$tmp/seeds"/*/ 2>"$tmp/agg.err"; then
   fail "an unknown --group-by key was accepted"

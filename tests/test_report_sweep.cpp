@@ -213,10 +213,15 @@ TEST_CASE("report: --group-by aggregates seeds into mean, std, min-max and n", "
   REQUIRE(b.figures[6].n == 2);
   REQUIRE(b.figures[5].n == 0);
 
-  REQUIRE_THAT(grouped_markdown(g), Catch::Contains("| 0.001 | 3 | 16.7 ± 19.1 (0.0–37.5) |"));
+  REQUIRE(g.group_by.back() == "activation source");
+  REQUIRE(a.values[5] == "exact_eval");
+  REQUIRE_THAT(grouped_markdown(g),
+               Catch::Contains("| 0.001 | exact_eval | 3 | 16.7 ± 19.1 (0.0–37.5) |"));
   const std::string csv = grouped_csv(g);
-  REQUIRE_THAT(csv, Catch::StartsWith("optimizer,regularization,lambda,decay/step,optimizer.lr,n,"
-                                      "total_dead_activation_pct_mean,"));
+  REQUIRE_THAT(csv,
+               Catch::StartsWith(
+                   "optimizer,regularization,lambda,decay/step,optimizer.lr,activation source,n,"
+                   "total_dead_activation_pct_mean,"));
   const json j = grouped_json(g);
   REQUIRE(j["groups"][1]["figures"]["conv1_dead_activation_pct"]["max"] == Approx(100.0));
   REQUIRE(j["groups"][1]["n"] == 2);

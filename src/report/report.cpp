@@ -521,11 +521,15 @@ GroupedReport group_report(const ReportTable& t, const std::vector<std::string>&
   for (const std::string& l : t.layers) g.figures.push_back(l + "_dead_activation_pct");
   for (const std::string& l : t.layers) g.figures.push_back(l + "_dead_gamma_pct");
 
+  // Runs whose dead counts come from different criteria are never pooled: the activation
+  // source is always part of a group's key.
+  g.group_by.push_back("activation source");
   std::vector<std::vector<std::vector<double>>> values;  // group -> figure -> run values
   std::map<std::vector<std::string>, std::size_t> index;
   for (const ReportRow& r : t.rows) {
     std::vector<std::string> key;
     for (const std::string& k : keys) key.push_back(group_value(t, r, k));
+    key.push_back(r.activation_source.empty() ? "-" : r.activation_source);
     auto [it, inserted] = index.emplace(key, g.groups.size());
     if (inserted) {
       g.groups.push_back({key, {}, {}});

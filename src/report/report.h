@@ -71,7 +71,9 @@ struct ReportGroup {
 };
 
 struct GroupedReport {
-  std::vector<std::string> group_by;  // setting names (as in ReportTable) or config keys
+  // Setting names (as in ReportTable) or config keys, then "activation source": runs whose
+  // activation criterion differs (exact_eval, train_pass) are never pooled.
+  std::vector<std::string> group_by;
   std::vector<std::string>
       figures;                      // "total_dead_activation_pct", "conv1_dead_activation_pct", ...
   std::vector<ReportGroup> groups;  // in the order their first run appears
