@@ -323,6 +323,7 @@ def main(argv):
     w("")
     table = lr_table(LR, OPTIMIZER_ORDER)
     verdict_rows = []
+    across = ""
     if not table:
         w("Not measured: no run of the learning-rate study finished.")
     else:
@@ -339,7 +340,9 @@ def main(argv):
             if c:
                 chosen[opt] = c
             for lr, g in pts:
-                mark = " (chosen)" if c and c[0] == lr else " (collapsed)" if collapsed(g) else ""
+                edge = c and c[0] == lr and lr in (pts[0][0], pts[-1][0])
+                mark = (" (chosen, grid edge)" if edge else " (chosen)") if c and c[0] == lr else (
+                    " (collapsed)" if collapsed(g) else "")
                 w(f"| {opt} | {lr:g}{mark} | {g['n']} | {ms(fig(g, 'total_dead_activation_pct'))} "
                   f"| {ms(fig(g, 'val_error_pct'), 2)} | {ms(fig(g, 'test_error_pct'), 2)} "
                   f"| {ms(fig(g, 'mean_selectivity'), 3)} |")
@@ -348,7 +351,8 @@ def main(argv):
           "chosen); the test set plays no part in the choice. A rate marked collapsed did not "
           f"train (mean validation error above {COLLAPSED_VAL_ERROR:.0f} %, chance is 90 %): "
           "its dead filters come with a network that predicts one class, not with implicit "
-          "sparsity, and it is left out of the comparisons across the grid.")
+          "sparsity, and it is left out of the comparisons across the grid. A rate chosen at "
+          "the edge of its grid may not be the optimizer's best: the grid did not bracket it.")
         w("")
         w("![dead filters and validation error against learning rate](results/lr_curves.png)")
         w("")
@@ -368,6 +372,12 @@ def main(argv):
             w(f"| {opt} | {lr:g} | {ms(dead)} | {cmp_} | {ms(fig(g, 'val_error_pct'), 2)} "
               f"| {ms(fig(g, 'test_error_pct'), 2)} |")
         w("")
+        top = max(((fig(g, "total_dead_activation_pct") or {"mean": 0})["mean"], o)
+                  for o, (_, g, _) in chosen.items())
+        w(f"At the chosen rates the largest mean dead fraction is {top[0]:.1f} % ({top[1]}). "
+          "Where the validation-best rates leave few or no dead filters, the comparison at "
+          "chosen rates says little about sparsity; the grid below shows where filters die.")
+        w("")
         # Across the grid: does any rate of SGD reach the adaptive optimizers' sparsity?
         sgd_ok = [g for _, g in table.get("sgd", []) if not collapsed(g)
                   and fig(g, "total_dead_activation_pct")]
@@ -382,6 +392,9 @@ def main(argv):
                          fig(g, "total_dead_activation_pct")["min"] > sgd_top]
                 lines.append(f"{opt} {len(above)} of {len(trained)}" +
                              (f" ({', '.join(f'{x:g}' for x in above)})" if above else ""))
+            across = ("Across the grid (collapsed rates left out), rates whose dead fraction "
+                      f"lies above SGD's highest trained seed ({sgd_top:.1f} %): "
+                      + ", ".join(lines) + ".")
             w("Across the whole grid (collapsed rates left out): at how many of its rates an "
               "adaptive optimizer's dead fraction lies above every seed of SGD at every rate "
               f"that trained (min over seeds > {sgd_top:.1f} %, SGD's highest): "
@@ -400,6 +413,22 @@ def main(argv):
                 f = fig(g, f"{l}_dead_activation_pct")
                 cells.append("-" if f is None else f"{f['mean']:.0f}")
             w(f"| {opt} | " + " | ".join(cells) + " |")
+        w("")
+        w("The same at each optimizer's lowest rate with at least 10 % of its filters dead "
+          "(mean) that still trained (not collapsed):")
+        w("")
+        w("| optimizer | lr | " + " | ".join(layers) + " |")
+        w("|---|---|" + "---|" * len(layers))
+        for opt, pts in table.items():
+            sparse = [(lr, g) for lr, g in pts if not collapsed(g) and
+                      (fig(g, "total_dead_activation_pct") or {"mean": 0})["mean"] >= 10]
+            if not sparse:
+                w(f"| {opt} | none | " + " | ".join("-" for _ in layers) + " |")
+                continue
+            lr, g = sparse[0]
+            cells = [f"{(fig(g, f'{l}_dead_activation_pct') or {'mean': 0})['mean']:.0f}"
+                     for l in layers]
+            w(f"| {opt} | {lr:g} | " + " | ".join(cells) + " |")
         w("")
 
     # --- the directions -------------------------------------------------------------------
@@ -422,7 +451,9 @@ def main(argv):
                 "within noise" if n_more == 0 and n_less == 0 else "holds in part")
         w(f"| Adaptive optimizers give more sparsity than SGD (each at its validation-chosen "
           f"rate) | {verdict(word)} | " + "; ".join(f"{o}: {c}" for o, c in verdict_rows) +
-          f" than SGD. {n_more} of {len(verdict_rows)} above SGD's range, {n_less} below. |")
+          f" than SGD. {n_more} of {len(verdict_rows)} above SGD's range, {n_less} below. "
+          "Rule: holds when every adaptive optimizer's range over seeds lies above SGD's. "
+          + across + " |")
     else:
         w("| Adaptive optimizers give more sparsity than SGD | **not measured** | |")
 
