@@ -115,6 +115,10 @@ def collapsed(g):
     return f is not None and f["mean"] > COLLAPSED_VAL_ERROR
 
 
+def short_of_seeds(cmps):
+    return any(c in ("one seed only", "not measured") for c in cmps)
+
+
 def verdict(word):
     return f"**{word}**"
 
@@ -475,7 +479,8 @@ def main(argv):
     if al and all(f for _, f in dec):
         parts = ", ".join(f"λ {float(l):g} (decay/step {float(l) * 3e-3:.0e}) {ms(f)}" for l, f in dec)
         cmps = [compare(al, f) for _, f in dec]
-        word = ("holds" if all(c == "more" for c in cmps) else
+        word = ("too few seeds" if short_of_seeds(cmps) else
+                "holds" if all(c == "more" for c in cmps) else
                 "fails" if all(c == "less" for c in cmps) else "holds in part")
         sd = dead(optimizer="sgd", optimizer__lr="0.03", regularization="decoupled", lambda_="0.02")
         sl = dead(**sgdk)
@@ -491,7 +496,8 @@ def main(argv):
         fs = [(s, dead(lambda_=s, **k)) for s in ("0.005", "0.01", lam)]
         if all(f for _, f in fs):
             cmps = [compare(fs[i + 1][1], fs[i][1]) for i in range(len(fs) - 1)]
-            word = ("holds" if all(c == "more" for c in cmps) else
+            word = ("too few seeds" if short_of_seeds(cmps) else
+                    "holds" if all(c == "more" for c in cmps) else
                     "fails" if any(c == "less" for c in cmps) else
                     "holds in part" if any(c == "more" for c in cmps) else "within noise")
             w(f"| Stronger regularization gives more sparsity ({name}) | {verdict(word)} | "
@@ -507,11 +513,12 @@ def main(argv):
                f"epochs (a quarter of the steps) {ms(b32)} ({compare(al, b32)})")
         if b32s:
             txt += f"; batch 32 at equal steps {ms(b32s)} ({compare(al, b32s)})"
-            word = ("holds" if compare(al, b32s) == "more" else
+            word = ("too few seeds" if short_of_seeds([compare(al, b32s), compare(al, b32)]) else
+                    "holds" if compare(al, b32s) == "more" else
                     "step-count effect" if compare(al, b32) == "more" else "within noise")
         else:
             txt += "; equal steps not measured"
-            word = "equal epochs only"
+            word = "too few seeds" if short_of_seeds([compare(al, b32)]) else "equal epochs only"
         w(f"| A smaller batch gives more sparsity | {verdict(word)} | {txt}. Rule: holds only "
           "when it holds at equal steps; a difference at equal epochs only is a step-count "
           "effect. |")
@@ -522,7 +529,8 @@ def main(argv):
     if all(f for _, f in ws):
         cmps = [compare(ws[0][1], ws[1][1]), compare(ws[1][1], ws[2][1])]
         w(f"| Width (the paper: wider nets have more dead filters in absolute terms; a smaller "
-          f"net, fewer) | {verdict('see numbers')} | Adam + L2, % dead by width: "
+          f"net, fewer) | {verdict('too few seeds' if short_of_seeds(cmps) else 'see numbers')}"
+          " | Adam + L2, % dead by width: "
           + ", ".join(f"{float(x):g}: {ms(f)}" for x, f in ws) +
           f". Narrower against the next wider: {', '.join(cmps)}. |")
     else:
