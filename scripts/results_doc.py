@@ -293,8 +293,8 @@ def main(argv):
       "the last epoch (`exact_eval`: BN in inference mode over the training images, the "
       "paper's definition), used in every table.")
     w(f"- Machine: {cpu_model()}, 2 cores, shared with other work (builds and test suites "
-      "of several people) while the sweep ran; runs two at a time with one thread each under "
-      "`nice -n 10`.")
+      "of several people) while most of the sweep ran; runs at most two at a time (jobs per "
+      "grid below), one thread each, under `nice -n 10`.")
     if secs:
         w(f"- Compute: {len(secs)} runs finished; their own run times add up to "
           f"{sum(secs) / 3600:.1f} h (median {sorted(secs)[len(secs) // 2]:.0f} s per run, "
