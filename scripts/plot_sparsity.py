@@ -2,7 +2,8 @@
 """Plots of a sweep's sparsity (matplotlib), from sparsetrain run directories.
 
     plot_sparsity.py RUN_DIR... --out DIR [--format png svg] [--report REPORT_JSON]
-                     [--epoch-runs NAME...] [--selectivity-runs NAME...]
+                     [--aggregate GROUPED_JSON] [--epoch-runs NAME...]
+                     [--selectivity-runs NAME...]
 
 Writes, in each format:
   dead_vs_epoch      % dead filters per layer against epoch, one panel per run (the
@@ -13,7 +14,15 @@ Writes, in each format:
                      regularization and the strongest lambda both have
   dead_vs_error      total % dead against test error % across the sweep, one point per run,
                      from `sparsetrain report --format json` (given with --report, or run
-                     with --bin)
+                     with --bin); with --aggregate, one point per group of seeds
+                     with error bars (standard deviation) in both directions
+  lr_curves          with --aggregate grouped by a setting that includes optimizer.lr:
+                     % dead filters and validation error against the learning rate, one
+                     curve per optimizer, mean over seeds with a band of +- one standard
+                     deviation and the min-max range as error bars
+
+GROUPED_JSON is `sparsetrain report --group-by ... --format json` over the same runs (for
+example --group-by auto: runs that differ only in training.seed form one group).
 
 Run names are the run directories' base names; --epoch-runs and --selectivity-runs pick
 runs by name (default: every run, at most 12 panels, for dead_vs_epoch).
@@ -254,6 +263,84 @@ def plot_dead_vs_error(report, out_dir, formats):
     return save(fig, out_dir, "dead_vs_error", formats)
 
 
+def figure(group, name):
+    f = group["figures"].get(name, {"n": 0})
+    return (f["mean"], f["std"], f["min"], f["max"]) if f.get("n", 0) > 0 else None
+
+
+def plot_dead_vs_error_grouped(agg, out_dir, formats):
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    optimizers = sorted({g["settings"].get("optimizer", "?") for g in agg["groups"]})
+    colors = plt.get_cmap("tab10")
+    seen = set()
+    for g in agg["groups"]:
+        err, dead = figure(g, "test_error_pct"), figure(g, "total_dead_activation_pct")
+        if err is None or dead is None:
+            continue
+        opt = g["settings"].get("optimizer", "?")
+        reg = g["settings"].get("regularization", "?")
+        label = f"{opt}, {reg}"
+        ax.errorbar(err[0], dead[0], xerr=err[1], yerr=dead[1], fmt=MARKERS.get(reg, "x"),
+                    color=colors(optimizers.index(opt) % 10), ms=5, mec="black", mew=0.5,
+                    elinewidth=0.8, capsize=2, label=None if label in seen else label)
+        seen.add(label)
+    ax.set_xlabel("test error % (mean over seeds)")
+    ax.set_ylabel("% dead filters (activation criterion)")
+    ax.set_title("sparsity against test error, mean +- std over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return save(fig, out_dir, "dead_vs_error", formats)
+
+
+def plot_lr_curves(agg, out_dir, formats):
+    if "optimizer.lr" not in agg["group_by"]:
+        raise RunError("lr_curves: --aggregate must be grouped by a list that includes "
+                       "optimizer.lr (--group-by auto does when the rate varies)")
+    curves = {}
+    for g in agg["groups"]:
+        opt = g["settings"].get("optimizer", "?")
+        try:
+            lr = float(g["settings"]["optimizer.lr"])
+        except ValueError:
+            continue
+        curves.setdefault(opt, []).append((lr, g))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colors = plt.get_cmap("tab10")
+    panels = [("total_dead_activation_pct", "% dead filters (activation criterion)"),
+              ("val_error_pct", "validation error %")]
+    for i, opt in enumerate(sorted(curves)):
+        pts = sorted(curves[opt], key=lambda t: t[0])
+        for ax, (name, ylabel) in zip(axes, panels):
+            xs, ms, lo, hi, emin, emax = [], [], [], [], [], []
+            for lr, g in pts:
+                f = figure(g, name)
+                if f is None:
+                    continue
+                xs.append(lr)
+                ms.append(f[0])
+                lo.append(f[0] - f[1])
+                hi.append(f[0] + f[1])
+                emin.append(f[0] - f[2])
+                emax.append(f[3] - f[0])
+            if not xs:
+                continue
+            c = colors(i % 10)
+            ax.errorbar(xs, ms, yerr=[emin, emax], color=c, marker="o", ms=4, capsize=2,
+                        elinewidth=0.7, label=opt)
+            ax.fill_between(xs, lo, hi, color=c, alpha=0.15, linewidth=0)
+            ax.set_xscale("log")
+            ax.set_xlabel("learning rate")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3, which="both")
+    axes[0].set_title("dead filters against learning rate", fontsize=10)
+    axes[1].set_title("validation error against learning rate", fontsize=10)
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle("mean over seeds; band: +- std, bars: min-max", fontsize=9)
+    fig.tight_layout()
+    return save(fig, out_dir, "lr_curves", formats)
+
+
 def load_report(args, runs):
     if args.report:
         return read_json(args.report)
@@ -284,6 +371,8 @@ def main(argv):
     p.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build",
                                                  "sparsetrain"),
                    help="sparsetrain binary, to make the report when --report is not given")
+    p.add_argument("--aggregate", help="output of `sparsetrain report --group-by ... --format "
+                   "json` for the runs: error bars over seeds, and lr_curves")
     p.add_argument("--epoch-runs", nargs="+", help="runs (by name) for dead_vs_epoch")
     p.add_argument("--selectivity-runs", nargs="+", help="runs (by name) for selectivity")
     args = p.parse_args(argv)
@@ -305,7 +394,13 @@ def main(argv):
         else:
             print("plot_sparsity.py: no Adam/SGD pair with equal settings; no selectivity plot "
                   "(name runs with --selectivity-runs)", file=sys.stderr)
-        written += plot_dead_vs_error(load_report(args, runs), args.out, args.format)
+        if args.aggregate:
+            agg = read_json(args.aggregate)
+            written += plot_dead_vs_error_grouped(agg, args.out, args.format)
+            if "optimizer.lr" in agg["group_by"]:
+                written += plot_lr_curves(agg, args.out, args.format)
+        else:
+            written += plot_dead_vs_error(load_report(args, runs), args.out, args.format)
     except RunError as e:
         print(f"plot_sparsity.py: {e}", file=sys.stderr)
         return 1

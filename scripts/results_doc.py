@@ -1,19 +1,32 @@
 #!/usr/bin/python3
-"""Writes docs/results.md from the reduced grid's report (scripts/make_results.sh calls it).
+"""Writes docs/results.md from the seeded study's reports (scripts/make_results.sh calls it).
 
-    results_doc.py --report REPORT_JSON --table REPORT_MD --runs RUNS_ROOT --grid GRID
-                   --base BASE_CONFIG --wall-log WALL_LOG --plots PLOT_DIR --out DOC
+    results_doc.py --report REPORT_JSON --grouped GROUPED_JSON --lr-grouped LR_GROUPED_JSON
+                   --runs RUNS_ROOT --grids GRID... --base BASE_CONFIG --wall-log WALL_LOG
+                   --plots PLOT_DIR --out DOC --seeds "1 2 3"
 
-Every number in the document comes from `sparsetrain report` (REPORT_JSON, REPORT_MD) over
-the run directories, or from the runs' own metrics (time per run); the verdict on each of the
-paper's directions is computed from those numbers by the rules stated next to it.
+    results_doc.py --regimes RUN_DIR... --doc docs/sparsity-regimes.md
+
+The second form rewrites the quickstart table of docs/sparsity-regimes.md (between its
+regimes-table markers) from the quickstart run and its SGD twin (make_results.sh --regimes).
+
+REPORT_JSON is `sparsetrain report --format json` over every run; GROUPED_JSON and
+LR_GROUPED_JSON are `sparsetrain report --group-by auto --format json` over every run and
+over the learning-rate study's runs: each group is one setting, its figures the mean, sample
+standard deviation, min and max over the seeds. Every number in the document comes from
+these, or from the runs' own metrics (time per run); each verdict is computed from them by the
+rule stated in the document.
 """
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
+
+OPTIMIZER_ORDER = ["sgd", "adam", "adamw", "adagrad", "rmsprop", "adadelta", "adamax"]
+ADAPTIVE = ["adam", "adagrad", "rmsprop", "adadelta", "adamax"]
 
 
 def read_json(path):
@@ -21,153 +34,133 @@ def read_json(path):
         return json.load(f)
 
 
-def run_name(row):
-    return os.path.basename(row["run"].rstrip("/"))
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
 
 
-class Results:
-    def __init__(self, report):
-        self.rows = {run_name(r): r for r in report["rows"]}
-        self.skipped = report.get("skipped", [])
-
-    def has(self, *names):
-        return all(n in self.rows for n in names)
-
-    def dead(self, name):
-        return self.rows[name]["total_dead_activation_pct"]
-
-    def dead_gamma(self, name):
-        return self.rows[name]["total_dead_gamma_pct"]
-
-    def error(self, name):
-        return self.rows[name]["test_error_pct"]
-
-    def selectivity(self, name):
-        return self.rows[name]["mean_selectivity"]
+def same_value(have, want):
+    a, b = num(have), num(want)
+    if a is not None and b is not None:
+        return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-300)
+    return str(have) == str(want)
 
 
-def pct(v):
-    return f"{v:.1f} %"
+class Groups:
+    """The groups of a --group-by report, found by the settings they must have."""
+
+    def __init__(self, grouped, base):
+        self.groups = grouped["groups"] if grouped else []
+        self.last_k = grouped.get("last_k", 3) if grouped else 3
+        self.base = base  # settings a group takes when it does not list them
+
+    def find(self, **want):
+        """The one group whose settings agree with `want` (dotted keys spelled with '__',
+        `lambda_` for lambda) and, for the keys `want` does not name, with the base. Settings
+        neither names (decay/step, optimizer.momentum, ...) follow from these."""
+        named = {k.replace("__", ".").rstrip("_"): v for k, v in want.items()}
+        target = dict(self.base)
+        target.update(named)
+        # A key that is not a group setting did not vary: every run has the base's value.
+        if not self.groups:
+            return None
+        for k, v in named.items():
+            if k not in self.groups[0]["settings"]:
+                if k not in self.base or not same_value(v, self.base[k]):
+                    return None
+        hits = [g for g in self.groups
+                if all(same_value(g["settings"][k], v) for k, v in target.items()
+                       if k in g["settings"])]
+        return hits[0] if len(hits) == 1 else None
+
+
+def fig(g, name):
+    f = g["figures"].get(name, {"n": 0}) if g else {"n": 0}
+    return f if f.get("n", 0) > 0 else None
+
+
+def ms(f, digits=1, unit=""):
+    """mean +- std (min-max), n."""
+    if f is None:
+        return "-"
+    s = f"{f['mean']:.{digits}f} ± {f['std']:.{digits}f}{unit}"
+    if f["n"] > 1:
+        s += f" ({f['min']:.{digits}f}–{f['max']:.{digits}f})"
+    return s
+
+
+def compare(a, b):
+    """The rule: A > B holds when A's range over seeds lies above B's (min A > max B); it fails
+    when it lies below; otherwise the difference is within the seed noise."""
+    if a is None or b is None:
+        return "not measured"
+    if a["n"] < 2 or b["n"] < 2:
+        return "one seed only"
+    if a["min"] > b["max"]:
+        return "more"
+    if a["max"] < b["min"]:
+        return "less"
+    return "within noise"
+
+
+# A setting whose mean validation error is this close to chance (90 % for 10 classes) did not
+# train: its dead filters are a collapse, not implicit sparsity.
+COLLAPSED_VAL_ERROR = 80.0
+
+
+def collapsed(g):
+    f = fig(g, "val_error_pct")
+    return f is not None and f["mean"] > COLLAPSED_VAL_ERROR
+
+
+def short_of_seeds(cmps):
+    return any(c in ("one seed only", "not measured") for c in cmps)
 
 
 def verdict(word):
     return f"**{word}**"
 
 
-NOT_MEASURED = (verdict("not measured"), "the runs it needs are missing from the sweep")
-NO_SPARSITY = "not testable here"
+def lr_table(lrg, optimizers):
+    by_opt = {}
+    for g in lrg.groups:
+        opt = g["settings"].get("optimizer")
+        lr = num(g["settings"].get("optimizer.lr"))
+        if opt is None or lr is None:
+            continue
+        by_opt.setdefault(opt, []).append((lr, g))
+    for v in by_opt.values():
+        v.sort(key=lambda t: t[0])
+    return {o: by_opt[o] for o in optimizers if o in by_opt}
 
 
-def none_dead(res, names):
-    """True when none of the runs has a dead filter: a comparison of sparsity says nothing."""
-    return all(res.dead(n) == 0 for n in names)
+def chosen_rate(points):
+    """The rate with the lowest mean validation error (ties: the smaller rate)."""
+    best = None
+    for lr, g in points:
+        f = fig(g, "val_error_pct")
+        if f is None:
+            continue
+        if best is None or f["mean"] < best[2]["mean"]:
+            best = (lr, g, f)
+    return best
 
 
-def adaptive_vs_sgd(res, lam):
-    sgd = f"sgd-l2-{lam}"
-    adaptive = [n for n in (f"{o}-l2-{lam}" for o in
-                            ("adam", "adagrad", "rmsprop", "adamax", "adadelta")) if n in res.rows]
-    if sgd not in res.rows or not adaptive:
-        return NOT_MEASURED
-    more = [n for n in adaptive if res.dead(n) > res.dead(sgd)]
-    parts = ", ".join(f"{n.split('-')[0]} {pct(res.dead(n))}" for n in adaptive)
-    text = (f"L2 {lam}: SGD {pct(res.dead(sgd))} dead; {parts}. "
-            f"{len(more)} of {len(adaptive)} adaptive optimizers end with more dead filters "
-            "than SGD.")
-    if none_dead(res, adaptive + [sgd]):
-        return verdict(NO_SPARSITY), text + " No run has a dead filter."
-    if len(more) == len(adaptive):
-        return verdict("holds"), text
-    if more:
-        return verdict("holds in part"), text
-    return verdict("does not hold"), text
-
-
-def no_sparsity_without_reg(res, lam):
-    unreg = [n for n in ("adam-none", "sgd-none") if n in res.rows]
-    if not unreg or f"adam-l2-{lam}" not in res.rows:
-        return NOT_MEASURED
-    parts = "; ".join(f"{n}: {pct(res.dead(n))} (BN scale {pct(res.dead_gamma(n))})"
-                      for n in unreg)
-    text = (f"Without regularization {parts}; Adam with L2 {lam}: "
-            f"{pct(res.dead(f'adam-l2-{lam}'))}. Rule: holds when no unregularized run has a "
-            "dead filter while the regularized Adam run has some.")
-    if res.dead(f"adam-l2-{lam}") == 0 and none_dead(res, unreg):
-        return verdict(NO_SPARSITY), text + " The regularized run has none either."
-    ok = all(res.dead(n) == 0 for n in unreg) and res.dead(f"adam-l2-{lam}") > 0
-    return verdict("holds" if ok else "does not hold"), text
-
-
-def l2_vs_decoupled(res, lam):
-    a, w = f"adam-l2-{lam}", f"adamw-decoupled-{lam}"
-    if not res.has(a, w):
-        return NOT_MEASURED
-    text = (f"Adam + L2 {lam}: {pct(res.dead(a))} dead, test error {res.error(a):.2f} %; "
-            f"AdamW (decoupled) {lam}: {pct(res.dead(w))}, test error {res.error(w):.2f} %.")
-    if none_dead(res, [a, w]):
-        return verdict(NO_SPARSITY), text + " Neither has a dead filter."
-    return verdict("holds" if res.dead(a) > res.dead(w) else "does not hold"), text
-
-
-def stronger_reg(res, strengths, optimizer="adam"):
-    names = [f"{optimizer}-l2-{s}" for s in strengths if f"{optimizer}-l2-{s}" in res.rows]
-    if len(names) < 2:
-        return NOT_MEASURED
-    values = [res.dead(n) for n in names]
-    parts = ", ".join(f"{n.split('-l2-')[1]}: {pct(v)}" for n, v in zip(names, values))
-    text = (f"{ {'sgd': 'SGD', 'adam': 'Adam'}.get(optimizer, optimizer)} + L2, % dead by strength: {parts}. Rule: holds when the "
-            "dead fraction never decreases as lambda grows and the strongest has more than the "
-            "weakest.")
-    if none_dead(res, names):
-        return verdict(NO_SPARSITY), text + " No run has a dead filter."
-    monotone = all(b >= a for a, b in zip(values, values[1:])) and values[-1] > values[0]
-    if monotone:
-        return verdict("holds"), text
-    if values[-1] > values[0]:
-        return verdict("holds in part"), text + " (not monotone)"
-    return verdict("does not hold"), text
-
-
-def smaller_batch(res, lam, base_batch, big_batch):
-    small, big = f"adam-l2-{lam}", f"adam-l2-{lam}-bs{big_batch}"
-    if not res.has(small, big):
-        return NOT_MEASURED
-    text = (f"Adam + L2 {lam}: batch {base_batch} {pct(res.dead(small))} dead, batch "
-            f"{big_batch} {pct(res.dead(big))} (same epochs, so the larger batch also takes "
-            f"{big_batch // base_batch}x fewer steps).")
-    if none_dead(res, [small, big]):
-        return verdict(NO_SPARSITY), text + " Neither has a dead filter."
-    return verdict("holds" if res.dead(small) > res.dead(big) else "does not hold"), text
-
-
-def adam_more_selective(res, lam):
-    pairs = [(a, s) for a, s in ((f"adam-l2-{lam}", f"sgd-l2-{lam}"), ("adam-none", "sgd-none"))
-             if res.has(a, s) and res.selectivity(a) >= 0 and res.selectivity(s) >= 0]
-    if not pairs:
-        return NOT_MEASURED
-    parts = "; ".join(f"{a} {res.selectivity(a):.3f} vs {s} {res.selectivity(s):.3f}"
-                      for a, s in pairs)
-    text = (f"Mean selectivity of the live filters (fraction of training images a filter is "
-            f"off for): {parts}. Rule: holds when Adam's is higher in every pair.")
-    more = [p for p in pairs if res.selectivity(p[0]) > res.selectivity(p[1])]
-    if len(more) == len(pairs):
-        return verdict("holds"), text
-    return verdict("holds in part" if more else "does not hold"), text
-
-
-def run_seconds(runs_root, name):
-    path = os.path.join(runs_root, name, "summary.json")
-    if not os.path.exists(path):
-        return None
-    final = read_json(path).get("final") or {}
-    return final.get("elapsed_s")
-
-
-def wall_seconds(path):
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return sum(float(line.split()[0]) for line in f if line.strip())
+def run_times(report, runs_root):
+    secs = []
+    for r in report["rows"]:
+        path = os.path.join(r["run"], "metrics.jsonl")
+        last = None
+        if os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    if line.strip():
+                        last = json.loads(line)
+        if last and "elapsed_s" in last:
+            secs.append(last["elapsed_s"])
+    return secs
 
 
 def cpu_model():
@@ -181,144 +174,406 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def summary_table(res, names):
-    lines = ["| run | % dead (activation, exact_eval) | % dead (BN scale) | test error % | "
-             "mean selectivity | time (s) |", "|---|---|---|---|---|---|"]
-    for n in names:
-        if n not in res.rows:
-            lines.append(f"| {n} | not run | | | | |")
-            continue
-        r = res.rows[n]
-        sel = f"{r['mean_selectivity']:.3f}" if r["mean_selectivity"] >= 0 else "-"
-        lines.append(f"| {n} | {r['total_dead_activation_pct']:.1f} | "
-                     f"{r['total_dead_gamma_pct']:.1f} | {r['test_error_pct']:.2f} | {sel} | "
-                     f"{r.get('_seconds', '-')} |")
-    return "\n".join(lines)
+def metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(ln) for ln in f if ln.strip()]
+
+
+def per_layer(record, source):
+    counts = record["dead"].get(source)
+    if counts is None:
+        return "-"
+    layers = sorted(counts, key=lambda n: (len(n), n))
+    return (" ".join(str(counts[l]) for l in layers) +
+            f" = {record['dead_total'][source]}/{record['filters_total']}")
+
+
+def regimes(argv):
+    p = argparse.ArgumentParser(description="the quickstart table of sparsity-regimes.md")
+    p.add_argument("--regimes", nargs="+", required=True, help="run directories")
+    p.add_argument("--doc", required=True)
+    a = p.parse_args(argv)
+    rows = ["| run | epochs | test acc (last) | dead, exact pass (C1..C7) | dead, train passes "
+            "| dead, \\|gamma\\| < 1e-3 | first epoch with a dead filter (train pass) |",
+            "|---|---|---|---|---|---|---|"]
+    for run in a.regimes:
+        cfg = read_json(os.path.join(run, "config.json"))
+        ms_ = metrics(run)
+        last = ms_[-1]
+        o, r = cfg["optimizer"], cfg["regularization"]
+        extra = f", momentum {o['momentum']}" if "momentum" in o else ""
+        name = f"{o['name']} lr {o['lr']:g}{extra}, {r['kind']} {r.get('lambda', 0):g}"
+        first = next((m["epoch"] for m in ms_ if m["dead_total"].get("train_pass", 0) > 0), None)
+        acc = f"{100 * last['test_acc']:.2f} %" if "test_acc" in last else "-"
+        rows.append(f"| {name} | {last['epoch']} | {acc} | {per_layer(last, 'exact_eval')} "
+                    f"| {per_layer(last, 'train_pass')} | {per_layer(last, 'gamma')} "
+                    f"| {first if first else 'none'} |")
+    with open(a.doc) as f:
+        text = f.read()
+    begin, end = "<!-- regimes-table:begin -->", "<!-- regimes-table:end -->"
+    if begin not in text or end not in text:
+        print(f"results_doc.py: {a.doc}: no {begin} ... {end} block", file=sys.stderr)
+        return 1
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(a.doc, "w") as f:
+        f.write(head + begin + "\n" + "\n".join(rows) + "\n" + end + tail)
+    return 0
 
 
 def main(argv):
-    p = argparse.ArgumentParser()
-    for flag in ("report", "table", "runs", "grid", "base", "wall-log", "plots", "out"):
-        p.add_argument(f"--{flag}", required=True)
-    p.add_argument("--strengths", default="1e-3 3e-3 1e-2")
-    p.add_argument("--big-batch", type=int, default=128)
-    args = p.parse_args(argv)
+    if "--regimes" in argv:
+        return regimes(argv)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--report", required=True)
+    p.add_argument("--grouped", required=True)
+    p.add_argument("--lr-grouped", required=True)
+    p.add_argument("--runs", required=True)
+    p.add_argument("--grids", nargs="+", required=True)
+    p.add_argument("--base", required=True)
+    p.add_argument("--wall-log", required=True)
+    p.add_argument("--plots", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seeds", default="1 2 3")
+    a = p.parse_args(argv)
 
-    report = read_json(args.report)
-    res = Results(report)
-    base = read_json(args.base)
-    with open(args.table) as f:
-        table = f.read().strip()
-    with open(args.grid) as f:
-        names = [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
-    strengths = args.strengths.split()
-    lam = strengths[-1]
-    seconds = {}
-    for n in names:
-        s = run_seconds(args.runs, n)
-        if s is not None and n in res.rows:
-            seconds[n] = s
-            res.rows[n]["_seconds"] = f"{s:.0f}"
-    wall = wall_seconds(args.wall_log)
-    batch = base["training"]["batch_size"]
-    epochs = base["training"]["epochs"]
-    subset = base["data"]["train_subset"]
-    width = base["model"]["width"]
-    steps = epochs * -(-subset // batch)
-    plots = os.path.relpath(args.plots, os.path.dirname(os.path.abspath(args.out)))
-
-    directions = [
-        ("Adaptive optimizers give more sparsity than SGD", adaptive_vs_sgd(res, lam)),
-        ("No sparsity without regularization", no_sparsity_without_reg(res, lam)),
-        ("L2 gives more sparsity than decoupled weight decay under Adam",
-         l2_vs_decoupled(res, lam)),
-        ("Stronger regularization gives more sparsity (Adam)", stronger_reg(res, strengths)),
-        ("Stronger regularization gives more sparsity (SGD)",
-         stronger_reg(res, strengths, "sgd")),
-        ("A smaller batch gives more sparsity", smaller_batch(res, lam, batch, args.big_batch)),
-        ("Adam's features are more selective than SGD's", adam_more_selective(res, lam)),
-    ]
-    missing = [n for n in names if n not in res.rows]
+    report = read_json(a.report)
+    base_cfg = read_json(a.base)
+    grouped = read_json(a.grouped)
+    lr_grouped = read_json(a.lr_grouped) if os.path.exists(a.lr_grouped) else None
+    seeds = a.seeds.split()
+    lam = str(base_cfg["regularization"]["lambda"])
+    base = {"regularization": "l2", "lambda": lam, "training.batch_size":
+            str(base_cfg["training"]["batch_size"]), "training.epochs":
+            str(base_cfg["training"]["epochs"]), "model.width": str(base_cfg["model"]["width"])}
+    G = Groups(grouped, base)
+    LR = Groups(lr_grouped, base)
+    planned = {}
+    for grid in a.grids:
+        with open(grid) as f:
+            planned[os.path.basename(grid)] = [ln.split()[0] for ln in f
+                                               if ln.strip() and not ln.startswith("#")]
+    done = {os.path.basename(r["run"].rstrip("/")) for r in report["rows"]}
+    missing = {g: [n for n in names if n not in done] for g, names in planned.items()}
 
     out = []
     w = out.append
-    w("# Results: implicit filter sparsity on Fashion-MNIST, on the CPU\n")
-    w("<!-- Generated by scripts/make_results.sh; edit scripts/results_doc.py instead. -->\n")
-    w("A reduced version of the paper's grid (Mehta et al., CVPR 2019; see "
-      "[sparsity.md](sparsity.md) for the definitions), small enough for a 2-core machine. "
-      "Every number below comes from `sparsetrain report` over the run directories; "
-      "`bash scripts/make_results.sh` reruns (or resumes) the sweep and regenerates this page "
-      "and its plots.\n")
-    w("## Budget\n")
-    w(f"- Network: BasicNet (our reconstruction, docs/config.md) at width {width} "
-      f"(a quarter of the paper's channels: 464 filters in 7 conv-BN-ReLU blocks).")
-    w(f"- Data: {subset} Fashion-MNIST training images (a fixed subset, seed "
-      f"{base['data']['subset_seed']}), the full 10000-image test set.")
-    w(f"- Training: batch {batch}, {epochs} epochs = {steps} steps per run, constant learning "
-      "rate, one seed. Test error after the last epoch; dead filters counted every epoch from "
-      "the training passes (`train_pass`) and after the last epoch exactly (`exact_eval`: BN "
-      "in inference mode over the whole training subset, the paper's definition, used in "
-      "every table below).")
-    total = sum(seconds.values())
-    w(f"- Machine: {os.cpu_count()} cores ({cpu_model()}), shared with other work while the "
-      f"sweep ran. {len(res.rows)} runs, two at a time with one thread each; their own "
-      f"run times add up to {total / 60:.0f} min"
-      + (f", the sweep took {wall / 60:.0f} min of wall time." if wall else "."))
-    w("- Sizing: a first attempt at 3000 images, batch 32, 5 epochs (470 steps) left every "
-      "Adam run without a single dead filter, so the budget went to more, smaller steps.")
-    w("- Regularization strengths are "
-      + ", ".join(strengths)
-      + ", larger than the paper's 1e-4 to 1e-3: with a few hundred steps instead of tens of "
-      "thousands, the paper's strengths leave too little time for the regularizer to win "
-      "(`configs/sweeps/grid.sh paper` runs the paper's values).")
-    w("- Learning rates per optimizer (configs/sweeps/README.md): SGD 0.05 with momentum 0.9, "
-      "Adam/AdamW 3e-3, AdaGrad 1e-2, RMSProp 1e-3, AdaMax 2e-3, AdaDelta 1.0.\n")
-    if missing or res.skipped:
-        w("**Incomplete sweep.** Missing runs: " + ", ".join(missing) + ". The directions "
-          "that need them say so.\n")
+    w("# Results: implicit filter sparsity on Fashion-MNIST, on the CPU, over seeds")
+    w("")
+    w("<!-- Generated by scripts/make_results.sh; edit scripts/results_doc.py instead. -->")
+    w("")
+    w("A reduced version of the paper's study (Mehta et al., CVPR 2019; definitions in "
+      "[sparsity.md](sparsity.md)), sized for a 2-core machine, with every setting run over "
+      f"{len(seeds)} seeds. Every number below comes from `sparsetrain report` over the run "
+      "directories, per run or aggregated over seeds with `--group-by auto` (every setting "
+      "that varies except `training.seed`); `bash scripts/make_results.sh` reruns (or "
+      "resumes) the sweep and regenerates this page and its plots.")
+    w("")
 
-    w("## The paper's directions, here\n")
-    w("| direction | here | numbers |")
+    # --- budget ---------------------------------------------------------------------------
+    d, m, t = base_cfg["data"], base_cfg["model"], base_cfg["training"]
+    n_train = int(d["train_subset"] * (1 - d.get("validation_split", 0)))
+    n_val = d["train_subset"] - n_train
+    steps = t["epochs"] * math.ceil(n_train / t["batch_size"])
+    secs = run_times(report, a.runs)
+    walls = []
+    if os.path.exists(a.wall_log):
+        with open(a.wall_log) as f:
+            walls = [ln.strip() for ln in f if ln.strip()]
+    w("## Scale and budget")
+    w("")
+    w(f"- Network: BasicNet (our reconstruction, docs/config.md) at width {m['width']} "
+      "(an eighth of the paper's channels: 232 filters in 7 conv-BN-ReLU blocks).")
+    w(f"- Data: {d['train_subset']} Fashion-MNIST training images (a stratified draw, seed "
+      f"{d['subset_seed']}): {n_train} train, {n_val} are held out as the validation split "
+      "that picks learning rates; the full 10000-image test set is only reported.")
+    w(f"- Training: batch {t['batch_size']}, {t['epochs']} epochs = {steps} steps, constant "
+      f"learning rate, L2 {lam} unless a direction varies it, seeds {', '.join(seeds)}. "
+      "Validation and test error after the last epoch; dead filters by the exact pass after "
+      "the last epoch (`exact_eval`: BN in inference mode over the training images, the "
+      "paper's definition), used in every table.")
+    w(f"- Machine: {cpu_model()}, 2 cores, shared with other work (builds and test suites "
+      "of several people) while most of the sweep ran; runs at most two at a time (jobs per "
+      "grid below), one thread each, under `nice -n 10`.")
+    if secs:
+        w(f"- Compute: {len(secs)} runs finished; their own run times add up to "
+          f"{sum(secs) / 3600:.1f} h (median {sorted(secs)[len(secs) // 2]:.0f} s per run, "
+          "mostly waiting for a core on the loaded machine)."
+          + (" Wall time per grid: " + "; ".join(walls) + "." if walls else ""))
+    w("- Scale: every figure on this page comes from this reduced scale. The paper's scale "
+      "(CIFAR-10/100, full width, 40+ epochs) has ready configs in `configs/` "
+      "(configs/README.md gives the measured CPU time per epoch); GPU time is unmeasured.")
+    for grid, names in missing.items():
+        if not names:
+            continue
+        listed = ", ".join(names) if len(names) <= 24 else (
+            ", ".join(names[:24]) + f" and {len(names) - 24} more")
+        w(f"- **Not finished within this budget:** {len(names)} of {len(planned[grid])} runs of "
+          f"`{grid}`: {listed}. What needs them says \"not measured\", and cells with fewer "
+          "seeds show their n.")
+    w("")
+    w("**The rule used to call a direction.** With 3 seeds per setting, setting A gives more "
+      "dead filters than B when A's range over seeds lies entirely above B's (min of A > max "
+      "of B); less when entirely below; otherwise the difference is *within noise*. For 3 "
+      "against 3 seeds, complete separation happens by chance with probability 2/20 = 0.1 "
+      "when the two settings do not differ (a permutation test, two-sided; 2/6 = 0.33 for 2 "
+      "against 2 seeds, where a cell is still short of its third seed), so \"holds\" "
+      "here is a modest bar and \"within noise\" is a real answer, not a failure to run. "
+      "Figures are mean ± sample standard deviation (min–max) over the seeds.")
+    w("")
+
+    # --- learning-rate study --------------------------------------------------------------
+    w("## Adaptive optimizers against SGD, learning rate by learning rate")
+    w("")
+    table = lr_table(LR, OPTIMIZER_ORDER)
+    verdict_rows = []
+    across = ""
+    if not table:
+        w("Not measured: no run of the learning-rate study finished.")
+    else:
+        w("Each optimizer over 4 learning rates of its usual range (`configs/sweeps/grid.sh "
+          "lrgrid`), with the same data, width, batch, epochs, L2 strength and seeds. SGD "
+          "uses momentum 0.9. AdamW is Adam with decoupled decay, so it is not in this L2 "
+          "study; it is in the regularization direction below.")
+        w("")
+        w("| optimizer | lr | n | % dead (exact) | val error % | test error % | mean selectivity |")
+        w("|---|---|---|---|---|---|---|")
+        chosen = {}
+        for opt, pts in table.items():
+            c = chosen_rate(pts)
+            if c:
+                chosen[opt] = c
+            for lr, g in pts:
+                edge = c and c[0] == lr and lr in (pts[0][0], pts[-1][0])
+                mark = (" (chosen, grid edge)" if edge else " (chosen)") if c and c[0] == lr else (
+                    " (collapsed)" if collapsed(g) else "")
+                w(f"| {opt} | {lr:g}{mark} | {g['n']} | {ms(fig(g, 'total_dead_activation_pct'))} "
+                  f"| {ms(fig(g, 'val_error_pct'), 2)} | {ms(fig(g, 'test_error_pct'), 2)} "
+                  f"| {ms(fig(g, 'mean_selectivity'), 3)} |")
+        w("")
+        w("Each optimizer's rate is the one with the lowest mean **validation** error (marked "
+          "chosen); the test set plays no part in the choice. A rate marked collapsed did not "
+          f"train (mean validation error above {COLLAPSED_VAL_ERROR:.0f} %, chance is 90 %): "
+          "its dead filters come with a network that predicts one class, not with implicit "
+          "sparsity, and it is left out of the comparisons across the grid. A rate chosen at "
+          "the edge of its grid may not be the optimizer's best: the grid did not bracket it.")
+        w("")
+        w("![dead filters and validation error against learning rate](results/lr_curves.png)")
+        w("")
+        sgd = chosen.get("sgd")
+        w("### At each optimizer's chosen rate")
+        w("")
+        w("| optimizer | chosen lr | % dead (exact) | against SGD | val error % | test error % |")
+        w("|---|---|---|---|---|---|")
+        more = []
+        for opt, (lr, g, _) in chosen.items():
+            dead = fig(g, "total_dead_activation_pct")
+            cmp_ = "-" if opt == "sgd" or not sgd else compare(dead, fig(sgd[1], "total_dead_activation_pct"))
+            if opt in ADAPTIVE and sgd:
+                verdict_rows.append((opt, cmp_))
+                if cmp_ == "more":
+                    more.append(opt)
+            w(f"| {opt} | {lr:g} | {ms(dead)} | {cmp_} | {ms(fig(g, 'val_error_pct'), 2)} "
+              f"| {ms(fig(g, 'test_error_pct'), 2)} |")
+        w("")
+        top = max(((fig(g, "total_dead_activation_pct") or {"mean": 0})["mean"], o)
+                  for o, (_, g, _) in chosen.items())
+        w(f"At the chosen rates the largest mean dead fraction is {top[0]:.1f} % ({top[1]}). "
+          "Where the validation-best rates leave few or no dead filters, the comparison at "
+          "chosen rates says little about sparsity; the grid below shows where filters die.")
+        w("")
+        # Across the grid: does any rate of SGD reach the adaptive optimizers' sparsity?
+        sgd_ok = [g for _, g in table.get("sgd", []) if not collapsed(g)
+                  and fig(g, "total_dead_activation_pct")]
+        if sgd_ok:
+            sgd_top = max(fig(g, "total_dead_activation_pct")["max"] for g in sgd_ok)
+            lines = []
+            for opt in ADAPTIVE:
+                if opt not in table:
+                    continue
+                trained = [(lr, g) for lr, g in table[opt] if not collapsed(g)]
+                above = [lr for lr, g in trained if fig(g, "total_dead_activation_pct") and
+                         fig(g, "total_dead_activation_pct")["min"] > sgd_top]
+                lines.append(f"{opt} {len(above)} of {len(trained)}" +
+                             (f" ({', '.join(f'{x:g}' for x in above)})" if above else ""))
+            across = ("Across the grid (collapsed rates left out), rates whose dead fraction "
+                      f"lies above SGD's highest trained seed ({sgd_top:.1f} %): "
+                      + ", ".join(lines) + ".")
+            w("Across the whole grid (collapsed rates left out): at how many of its rates an "
+              "adaptive optimizer's dead fraction lies above every seed of SGD at every rate "
+              f"that trained (min over seeds > {sgd_top:.1f} %, SGD's highest): "
+              + ", ".join(lines) + ".")
+            w("")
+        # Layers.
+        layers = [f[:-len("_dead_activation_pct")] for f in (lr_grouped or grouped)["figures"]
+                  if f.endswith("_dead_activation_pct") and not f.startswith("total")]
+        w("### Which layers die, per optimizer (chosen rate, % dead by layer, mean over seeds)")
+        w("")
+        w("| optimizer | " + " | ".join(layers) + " |")
+        w("|---|" + "---|" * len(layers))
+        for opt, (lr, g, _) in chosen.items():
+            cells = []
+            for l in layers:
+                f = fig(g, f"{l}_dead_activation_pct")
+                cells.append("-" if f is None else f"{f['mean']:.0f}")
+            w(f"| {opt} | " + " | ".join(cells) + " |")
+        w("")
+        w("The same at each optimizer's lowest rate with at least 10 % of its filters dead "
+          "(mean) that still trained (not collapsed):")
+        w("")
+        w("| optimizer | lr | " + " | ".join(layers) + " |")
+        w("|---|---|" + "---|" * len(layers))
+        for opt, pts in table.items():
+            sparse = [(lr, g) for lr, g in pts if not collapsed(g) and
+                      (fig(g, "total_dead_activation_pct") or {"mean": 0})["mean"] >= 10]
+            if not sparse:
+                w(f"| {opt} | none | " + " | ".join("-" for _ in layers) + " |")
+                continue
+            lr, g = sparse[0]
+            cells = [f"{(fig(g, f'{l}_dead_activation_pct') or {'mean': 0})['mean']:.0f}"
+                     for l in layers]
+            w(f"| {opt} | {lr:g} | " + " | ".join(cells) + " |")
+        w("")
+
+    # --- the directions -------------------------------------------------------------------
+    w("## The paper's directions, here")
+    w("")
+    w("| direction | here | numbers (mean ± std (min–max) % dead, exact pass) |")
     w("|---|---|---|")
-    for title, (word, text) in directions:
-        w(f"| {title} | {word} | {text} |")
-    w("")
-    w("Each optimizer ran at one learning rate chosen beforehand (configs/sweeps/README.md), "
-      "not tuned on this task, and the learning-rate side study (`grid.sh lr`) is not part of "
-      "this budget: an adaptive optimizer without dead filters here may have them at another "
-      "rate or after more steps. Sparsity counts the filters dead by the activation "
-      "criterion (`exact_eval`); the BN-scale criterion is in the tables below.\n")
-    w("These are single-seed runs at a small budget: differences of a few percent are "
-      "within the noise of one seed, and the verdicts are about this set-up, not about the "
-      "paper's (CIFAR, 7 full-width layers, 40+ epochs).\n")
 
-    w("## Summary\n")
-    w(summary_table(res, names))
-    w("")
-    w("## The report\n")
-    w("`sparsetrain report` over the run directories (per layer: % dead filters by the "
-      "activation criterion, then by the BN-scale criterion |gamma| < 1e-3):\n")
-    w(table)
-    w("")
-    w("## Plots\n")
-    w("Dead filters per layer against epoch (lines: training-pass criterion each epoch; "
-      "points: the exact pass after the last epoch):\n")
-    w(f"![dead filters per layer against epoch]({plots}/dead_vs_epoch.png)\n")
-    w("Per-filter selectivity after training, Adam against SGD (same L2 strength):\n")
-    w(f"![selectivity histograms]({plots}/selectivity.png)\n")
-    w("Dead filters against test error across the sweep:\n")
-    w(f"![dead filters against test error]({plots}/dead_vs_error.png)\n")
-    w("## Reproducing\n")
-    w("```")
-    w("bash scripts/make_results.sh            # runs/results/, resumable; then this page")
-    w("bash scripts/make_results.sh --jobs 1   # one run at a time")
-    w("```")
-    w("The grid it runs is `runs/results/grid.txt`, written from `configs/sweeps/grid.sh` "
-      f"calls on top of `configs/sweeps/results_base.json`.")
+    def dead(**kw):
+        return fig(G.find(**kw), "total_dead_activation_pct")
 
-    with open(args.out, "w") as f:
-        f.write("\n".join(out) + "\n")
-    print(args.out)
+    # 1. adaptive vs SGD.
+    if verdict_rows:
+        n_more = sum(1 for _, c in verdict_rows if c == "more")
+        n_less = sum(1 for _, c in verdict_rows if c == "less")
+        word = ("too few seeds" if any(c not in ("more", "less", "within noise")
+                                        for _, c in verdict_rows) else
+                "holds" if n_more == len(verdict_rows) else
+                "fails" if n_less == len(verdict_rows) else
+                "within noise" if n_more == 0 and n_less == 0 else "holds in part")
+        w(f"| Adaptive optimizers give more sparsity than SGD (each at its validation-chosen "
+          f"rate) | {verdict(word)} | " + "; ".join(f"{o}: {c}" for o, c in verdict_rows) +
+          f" than SGD. {n_more} of {len(verdict_rows)} above SGD's range, {n_less} below. "
+          "Rule: holds when every adaptive optimizer's range over seeds lies above SGD's. "
+          + across + " |")
+    else:
+        w("| Adaptive optimizers give more sparsity than SGD | **not measured** | |")
+
+    adam = dict(optimizer="adam", optimizer__lr="0.003")
+    sgdk = dict(optimizer="sgd", optimizer__lr="0.03")
+    # 2. no sparsity without regularization.
+    an, sn = dead(regularization="none", lambda_="0", **adam), dead(regularization="none", lambda_="0", **sgdk)
+    al = dead(**adam)
+    if an and sn and al:
+        ok = an["max"] == 0 and sn["max"] == 0 and al["min"] > 0
+        w(f"| No sparsity without regularization | {verdict('holds' if ok else 'fails')} | "
+          f"Adam none {ms(an)}, SGD none {ms(sn)}; Adam L2 {lam} {ms(al)}. Rule: holds when "
+          "no unregularized seed has a dead filter and every Adam + L2 seed has some. |")
+    else:
+        w("| No sparsity without regularization | **not measured** | |")
+    # 3. L2 vs decoupled at matched per-step decay.
+    dec = [(lmb, dead(optimizer="adamw", optimizer__lr="0.003", regularization="decoupled",
+                      lambda_=lmb)) for lmb in ("0.02", "0.2", "2.0")]
+    if al and all(f for _, f in dec):
+        parts = ", ".join(f"λ {float(l):g} (decay/step {float(l) * 3e-3:.0e}) {ms(f)}" for l, f in dec)
+        cmps = [compare(al, f) for _, f in dec]
+        word = ("too few seeds" if short_of_seeds(cmps) else
+                "holds" if all(c == "more" for c in cmps) else
+                "fails" if all(c == "less" for c in cmps) else "holds in part")
+        sd = dead(optimizer="sgd", optimizer__lr="0.03", regularization="decoupled", lambda_="0.02")
+        sl = dead(**sgdk)
+        sgd_part = (f" SGD at matched per-step decay lr·λ = 6e-4: L2 {ms(sl)} vs decoupled "
+                    f"{ms(sd)} ({compare(sl, sd)})." if sd and sl else "")
+        w(f"| L2 gives more sparsity than decoupled weight decay | {verdict(word)} | Adam + L2 "
+          f"{lam} {ms(al)} against AdamW at a ladder of per-step decays: {parts}; L2 is "
+          + ", ".join(cmps) + " respectively." + sgd_part + " |")
+    else:
+        w("| L2 gives more sparsity than decoupled weight decay | **not measured** | |")
+    # 4/5. strength.
+    for name, k in (("Adam", adam), ("SGD", sgdk)):
+        fs = [(s, dead(lambda_=s, **k)) for s in ("0.005", "0.01", lam)]
+        if all(f for _, f in fs):
+            cmps = [compare(fs[i + 1][1], fs[i][1]) for i in range(len(fs) - 1)]
+            word = ("too few seeds" if short_of_seeds(cmps) else
+                    "holds" if all(c == "more" for c in cmps) else
+                    "fails" if any(c == "less" for c in cmps) else
+                    "holds in part" if any(c == "more" for c in cmps) else "within noise")
+            w(f"| Stronger regularization gives more sparsity ({name}) | {verdict(word)} | "
+              + ", ".join(f"L2 {float(s):g}: {ms(f)}" for s, f in fs) +
+              ". Each step up: " + ", ".join(cmps) + ". |")
+        else:
+            w(f"| Stronger regularization gives more sparsity ({name}) | **not measured** | |")
+    # 6. batch.
+    b32 = dead(training__batch_size="32", **adam)
+    b32s = dead(training__batch_size="32", training__epochs="24", **adam)
+    if al and b32:
+        txt = (f"Adam + L2: batch {base['training.batch_size']} {ms(al)}; batch 32 at equal "
+               f"epochs (a quarter of the steps) {ms(b32)} ({compare(al, b32)})")
+        if b32s:
+            txt += f"; batch 32 at equal steps {ms(b32s)} ({compare(al, b32s)})"
+            word = ("too few seeds" if short_of_seeds([compare(al, b32s), compare(al, b32)]) else
+                    "holds" if compare(al, b32s) == "more" else
+                    "step-count effect" if compare(al, b32) == "more" else "within noise")
+        else:
+            txt += "; equal steps not measured"
+            word = "too few seeds" if short_of_seeds([compare(al, b32)]) else "equal epochs only"
+        w(f"| A smaller batch gives more sparsity | {verdict(word)} | {txt}. Rule: holds only "
+          "when it holds at equal steps; a difference at equal epochs only is a step-count "
+          "effect. |")
+    else:
+        w("| A smaller batch gives more sparsity | **not measured** | |")
+    # 7. width.
+    ws = [(x, dead(model__width=x, **adam)) for x in ("0.0625", base["model.width"], "0.25")]
+    if all(f for _, f in ws):
+        cmps = [compare(ws[0][1], ws[1][1]), compare(ws[1][1], ws[2][1])]
+        w(f"| Width (the paper: wider nets have more dead filters in absolute terms; a smaller "
+          f"net, fewer) | {verdict('too few seeds' if short_of_seeds(cmps) else 'see numbers')}"
+          " | Adam + L2, % dead by width: "
+          + ", ".join(f"{float(x):g}: {ms(f)}" for x, f in ws) +
+          f". Narrower against the next wider: {', '.join(cmps)}. |")
+    else:
+        w("| Width | **not measured** | |")
+    w("| Easier task gives more sparsity | **not measured** | No harder task was run in this "
+      "budget (the only dataset installed is Fashion-MNIST; `grid.sh difficulty` builds "
+      "harder synthetic 28x28 tasks for it). |")
+    w("| Accuracy parity with PyTorch over 5 seeds | **not measured** | Not run in this budget "
+      "(`scripts/sparsity_search_torch.py` trains the same network in PyTorch). |")
+    w("")
+
+    # --- the full aggregate ---------------------------------------------------------------
+    w("## Every setting, aggregated over seeds")
+    w("")
+    w("`sparsetrain report --group-by auto` over all runs (markdown also in "
+      "[results/grouped.md](results/grouped.md), csv and json next to it; the per-run "
+      "table is [results/report.csv](results/report.csv)):")
+    w("")
+    with open(os.path.join(a.plots, "grouped.md")) as f:
+        w(f.read().rstrip())
+    w("")
+    w("## Plots")
+    w("")
+    w("Dead filters per layer against epoch, seed 1 of each optimizer at one rate (lines: "
+      "training-pass criterion each epoch; points: the exact pass after the last epoch):")
+    w("")
+    w("![dead filters per layer against epoch](results/dead_vs_epoch.png)")
+    w("")
+    w("Dead filters against test error, learning-rate study, mean ± std over seeds:")
+    w("")
+    w("![dead filters against test error](results/dead_vs_error.png)")
+    w("")
+    w("## Reproducing")
+    w("")
+    w("```")
+    w("bash scripts/make_results.sh              # runs/study/, resumable; then this page")
+    w("bash scripts/make_results.sh --doc-only   # this page from the runs that exist")
+    w("```")
+    w("The grids are `runs/study/lr.txt` and `runs/study/directions.txt`, written from "
+      "`configs/sweeps/grid.sh` calls on top of `configs/sweeps/study_base.json`.")
+    w("")
+    with open(a.out, "w") as f:
+        f.write("\n".join(out))
     return 0
 
 

@@ -2,7 +2,9 @@
 # Smoke test of the sweep tooling: a two-config grid through configs/sweeps/run_grid.sh (two
 # jobs at once), `sparsetrain report` on its output, skipping, resuming and extending runs on
 # later passes, a stale completed run refused, a failing line reported, a malformed grid
-# refused, and scripts/plot_sparsity.py when matplotlib is present.
+# refused, a two-seed grid from grid.sh --seeds aggregated by `sparsetrain report --group-by`
+# (checked against the per-run figures computed here from metrics.jsonl), and
+# scripts/plot_sparsity.py when matplotlib is present.
 #
 #   bash tests/sweep_smoke.sh [SPARSETRAIN_BINARY]
 set -euo pipefail
@@ -44,10 +46,12 @@ done
 # 2. The report tabulates both, with the optimizer telling the rows apart.
 "$bin" report "$tmp/out/adam-l2" "$tmp/out/sgd-l2" >"$tmp/report.md" || fail "report failed"
 # Columns: what differs (lr), not the keys that only one optimizer has (momentum, betas).
-grep -q '^| optimizer | regularization | lambda | optimizer.lr | epochs |' "$tmp/report.md" ||
-  fail "report header: $(head -1 "$tmp/report.md")"
-grep -q '^| adam | l2 | 0.01 | 0.01 | 1 |' "$tmp/report.md" || fail "report adam row: $(cat "$tmp/report.md")"
-grep -q '^| sgd | l2 | 0.01 | 0.05 | 1 |' "$tmp/report.md" || fail "report sgd row: $(cat "$tmp/report.md")"
+grep -q '^| optimizer | regularization | lambda | decay/step | optimizer.lr | activation source | epochs |' \
+  "$tmp/report.md" || fail "report header: $(head -1 "$tmp/report.md")"
+grep -q '^| adam | l2 | 0.01 | 0.01 (L2 grad) | 0.01 | [a-z_]* | 1 |' "$tmp/report.md" ||
+  fail "report adam row: $(cat "$tmp/report.md")"
+grep -q '^| sgd | l2 | 0.01 | 0.01 (L2 grad) | 0.05 | [a-z_]* | 1 |' "$tmp/report.md" ||
+  fail "report sgd row: $(cat "$tmp/report.md")"
 "$bin" report --format csv "$tmp/out"/*/ >"$tmp/report.csv" || fail "report over OUT/*/ failed"
 [ "$(wc -l <"$tmp/report.csv")" = 3 ] || fail "csv report: expected a header and 2 rows"
 
@@ -99,7 +103,56 @@ fi
 grep -q "run name 'dup' repeats line 1" "$tmp/dup.err" || fail "repeated name: $(cat "$tmp/dup.err")"
 [ ! -e "$tmp/out2" ] || fail "a refused grid created its output directory"
 
-# 8. Plots, when matplotlib is there.
+# 8. Seeds: a two-seed grid, aggregated per setting; mean, std, min-max and n checked against
+# the figures computed here from each run's last metrics line.
+bash "$repo/configs/sweeps/grid.sh" paper --optimizers "adam sgd" --regs l2 --strengths 1e-2 \
+  --seeds "1 2" >"$tmp/seeds.txt"
+[ "$(wc -l <"$tmp/seeds.txt")" = 4 ] || fail "grid.sh --seeds: $(cat "$tmp/seeds.txt")"
+grep -q '^adam-l2-1e-2-s2 .* training.seed=2$' "$tmp/seeds.txt" || fail "grid.sh --seeds: $(cat "$tmp/seeds.txt")"
+bash "$runner" "$tmp/seeds.txt" "$tmp/seeds" --jobs 2 --base "$base" --bin "$bin" \
+  -- --set training.epochs=1 >"$tmp/pass6.txt" 2>&1 || { cat "$tmp/pass6.txt"; fail "seed grid"; }
+for fmt in json csv markdown; do
+  "$bin" report --group-by auto --format "$fmt" "$tmp/seeds"/*/ >"$tmp/agg.$fmt" ||
+    fail "report --group-by auto --format $fmt failed"
+done
+/usr/bin/python3 - "$tmp/seeds" "$tmp/agg.json" "$tmp/agg.csv" <<'PY' || fail "aggregate disagrees with the runs"
+import csv, json, os, statistics, sys
+root, agg, table = sys.argv[1], json.load(open(sys.argv[2])), list(csv.DictReader(open(sys.argv[3])))
+def last(run):
+    lines = [json.loads(l) for l in open(os.path.join(root, run, "metrics.jsonl")) if l.strip()]
+    return lines[-1]
+def figures(run):
+    m = last(run)
+    src = "exact_eval" if "exact_eval" in m["dead"] else "train_pass"
+    return {"total_dead_activation_pct": 100.0 * m["dead_total"][src] / m["filters_total"],
+            "test_error_pct": 100.0 * (1.0 - m["test_acc"])}
+assert "training.seed" not in agg["group_by"], agg["group_by"]
+assert len(agg["groups"]) == 2, [g["settings"] for g in agg["groups"]]
+for g, row in zip(agg["groups"], table):
+    opt = g["settings"]["optimizer"]
+    runs = sorted(os.path.basename(r.rstrip("/")) for r in g["runs"])
+    assert runs == [f"{opt}-l2-1e-2-s1", f"{opt}-l2-1e-2-s2"], runs
+    assert g["n"] == 2 and row["n"] == "2", (g["n"], row["n"])
+    for name in ("total_dead_activation_pct", "test_error_pct"):
+        v = [figures(r)[name] for r in runs]
+        want = {"mean": statistics.mean(v), "std": statistics.stdev(v), "min": min(v), "max": max(v)}
+        got = g["figures"][name]
+        for k, w in want.items():
+            assert abs(got[k] - w) < 1e-9 * max(1, abs(w)), (opt, name, k, got[k], w)
+            assert abs(float(row[f"{name}_{k}"]) - w) < 1e-4 * max(1, abs(w)), (opt, name, k, row)
+        assert got["n"] == 2
+print("aggregate ok")
+PY
+grep -q '^| optimizer | regularization | lambda | decay/step | optimizer.lr | activation source | n | total %dead act |' \
+  "$tmp/agg.markdown" || fail "grouped markdown header: $(head -1 "$tmp/agg.markdown")"
+if "$bin" report --group-by training.sed "$tmp/seeds"/*/ 2>"$tmp/agg.err"; then
+  fail "an unknown --group-by key was accepted"
+else
+  [ $? = 2 ] || fail "an unknown --group-by key should exit 2"
+fi
+grep -q 'training.sed' "$tmp/agg.err" || fail "unknown key not named: $(cat "$tmp/agg.err")"
+
+# 9. Plots, when matplotlib is there.
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
   /usr/bin/python3 "$repo/scripts/plot_sparsity.py" "$tmp/out/adam-l2" "$tmp/out/sgd-l2" \
     --out "$tmp/plots" --bin "$bin" --format png svg --selectivity-runs adam-l2 sgd-l2 \
@@ -110,6 +163,10 @@ if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
       [ -s "$tmp/plots/$p.$ext" ] || fail "plot $p.$ext not written"
     done
   done
+  /usr/bin/python3 "$repo/scripts/plot_sparsity.py" "$tmp/seeds"/*/ --out "$tmp/plots-seeds" \
+    --aggregate "$tmp/agg.json" >"$tmp/plots2.txt" 2>&1 ||
+    { cat "$tmp/plots2.txt"; fail "plot_sparsity.py --aggregate failed"; }
+  [ -s "$tmp/plots-seeds/dead_vs_error.png" ] || fail "plot with error bars not written"
 else
   echo "sweep_smoke: matplotlib missing, plots not checked"
 fi

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -997,4 +998,26 @@ TEST_CASE("config: a description is a note, not a payload", "[config]") {
                                    "data.synthetic.height=4096"),
                               "data.synthetic.width=4096")),
              Catch::StartsWith("exp.json: data.synthetic: (train_size + test_size)"));
+}
+
+TEST_CASE("config: data.subset_mode \"first\" trains on the first images in file order",
+          "[config][data]") {
+  CHECK_FALSE(parse(minimal()).data.subset_first);
+  const ExperimentConfig first =
+      parse(with(with(minimal(), "data.train_subset=40"), "data.subset_mode=first"));
+  CHECK(first.data.subset_first);
+  CHECK(to_json(first)["data"]["subset_mode"] == "first");
+  CHECK_THAT(parse_error(with(minimal(), "data.subset_mode=head")),
+             Catch::StartsWith("exp.json: data.subset_mode:"));
+  // The reference: the whole training set, sliced here.
+  const ExperimentData all = load_experiment_data(parse(minimal()).data);
+  const ExperimentData head = load_experiment_data(first.data);
+  REQUIRE(head.train.size() == 40);
+  const std::vector<int32_t> want(all.train.labels.begin(), all.train.labels.begin() + 40);
+  CHECK(head.train.labels == want);
+  CHECK(std::equal(head.train.pixels.begin(), head.train.pixels.end(), all.train.pixels.begin()));
+  // The stratified draw is another set of images.
+  const ExperimentData drawn =
+      load_experiment_data(parse(with(minimal(), "data.train_subset=40")).data);
+  CHECK(drawn.train.pixels != head.train.pixels);
 }

@@ -66,6 +66,8 @@ struct DataConfig {
   SyntheticOptions synthetic;
   int64_t train_subset = 0;  // use this many training images (0 = all)
   uint64_t subset_seed = 0;
+  // data.subset_mode "first": the first train_subset images in file order, not a draw.
+  bool subset_first = false;
   double validation_split = 0.0;  // fraction of the training set held out, in [0, 1)
   AugmentationConfig augmentation;
   LoaderConfig loader;

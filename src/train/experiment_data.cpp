@@ -86,7 +86,9 @@ ExperimentData load_experiment_data(const DataConfig& c) {
                           std::to_string(train.size()));
   }
   if (c.train_subset > 0 && c.train_subset < train.size())
-    train = data::random_subset(train, c.train_subset, c.subset_seed, /*stratified=*/true);
+    train = c.subset_first
+                ? data::take_first(train, c.train_subset)
+                : data::random_subset(train, c.train_subset, c.subset_seed, /*stratified=*/true);
   if (c.validation_split > 0) {
     const int64_t n_val = c.validation_size(train.size());
     if (n_val < 1 || n_val >= train.size())
