@@ -1,5 +1,5 @@
 // The CPU backend: the numeric reference (F32 and F64) and a fast path
-// (OpenBLAS sgemm lowering, OpenMP across the batch).
+// (Winograd and im2col on the engine's own SGEMM kernels, OpenMP across the batch; F64 on OpenBLAS).
 #pragma once
 
 #include <memory>
