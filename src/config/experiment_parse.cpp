@@ -240,54 +240,37 @@ std::string without_library_tag(const std::string& what) {
   return what;
 }
 
+// The images' channels, height and width: fixed by the dataset kind, or set by its options.
+struct ImageShape {
+  int channels, height, width;
+};
+
+ImageShape image_shape(const DataConfig& d) {
+  switch (d.kind) {
+    case DataKind::FashionMnist:
+    case DataKind::Mnist:
+      return {1, 28, 28};
+    case DataKind::Cifar10:
+    case DataKind::Cifar100:
+      return {3, 32, 32};
+    case DataKind::ImageFolder:  // resized to it, or every image must have it
+      return {d.image_folder.channels, d.image_folder.height, d.image_folder.width};
+    case DataKind::Synthetic:
+      return {d.synthetic.channels, d.synthetic.height, d.synthetic.width};
+  }
+  return {0, 0, 0};
+}
+
 }  // namespace
 
 int DataConfig::channels() const {
-  switch (kind) {
-    case DataKind::FashionMnist:
-    case DataKind::Mnist:
-      return 1;
-    case DataKind::Cifar10:
-    case DataKind::Cifar100:
-      return 3;
-    case DataKind::ImageFolder:
-      return image_folder.channels;
-    case DataKind::Synthetic:
-      return synthetic.channels;
-  }
-  return 0;
+  return image_shape(*this).channels;
 }
-
 int DataConfig::height() const {
-  switch (kind) {
-    case DataKind::FashionMnist:
-    case DataKind::Mnist:
-      return 28;
-    case DataKind::Cifar10:
-    case DataKind::Cifar100:
-      return 32;
-    case DataKind::ImageFolder:
-      return image_folder.height;  // resized to it, or every image must have it
-    case DataKind::Synthetic:
-      return synthetic.height;
-  }
-  return 0;
+  return image_shape(*this).height;
 }
-
 int DataConfig::width() const {
-  switch (kind) {
-    case DataKind::FashionMnist:
-    case DataKind::Mnist:
-      return 28;
-    case DataKind::Cifar10:
-    case DataKind::Cifar100:
-      return 32;
-    case DataKind::ImageFolder:
-      return image_folder.width;
-    case DataKind::Synthetic:
-      return synthetic.width;
-  }
-  return 0;
+  return image_shape(*this).width;
 }
 
 int64_t DataConfig::validation_size(int64_t train_images) const {
