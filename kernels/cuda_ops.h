@@ -94,6 +94,17 @@ void batchnorm_forward_eval(Context& c, const Tensor& x, const Tensor& gamma, co
 void batchnorm_backward(Context& c, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                         const Tensor& save_invstd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
                         Tensor& dbeta);
+// The same with the ReLU that follows fused in (backend.h).
+void batchnorm_relu_forward_train(Context& c, const Tensor& x, const Tensor& gamma,
+                                  const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                                  double momentum, double eps, Tensor& y, Tensor& save_mean,
+                                  Tensor& save_invstd);
+void batchnorm_relu_forward_eval(Context& c, const Tensor& x, const Tensor& gamma,
+                                 const Tensor& beta, const Tensor& running_mean,
+                                 const Tensor& running_var, double eps, Tensor& y);
+void batchnorm_relu_backward(Context& c, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                             const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
+                             Tensor& dx, Tensor& dgamma, Tensor& dbeta);
 // Per-channel sum over [N, C, HW] (also the conv bias gradient).
 void channel_sum(Context& c, const float* x, int64_t n, int64_t channels, int64_t hw, float* out,
                  const char* op);

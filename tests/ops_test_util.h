@@ -55,6 +55,16 @@ inline double dot(const Tensor& a, const Tensor& b) {
   return s;
 }
 
+// Largest |a - b| over all elements (0 exactly when they are equal bit for bit, up to the sign
+// of zero).
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  std::vector<double> x = a.to_vector_f64(), y = b.to_vector_f64();
+  REQUIRE(x.size() == y.size());
+  double m = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
 // Largest |a - b| / max(1, |b|) over all elements.
 inline double max_rel_diff(const Tensor& a, const Tensor& b) {
   std::vector<double> x = a.to_vector_f64(), y = b.to_vector_f64();

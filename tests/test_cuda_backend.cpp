@@ -384,6 +384,73 @@ TEST_CASE("cuda batchnorm train - eval and backward match the CPU", "[cuda]") {
   }
 }
 
+TEST_CASE("cuda fused batchnorm+relu matches the CPU and the two ops bit for bit", "[cuda]") {
+  if (skip_without_cuda()) return;
+  auto dev = cuda_backend(false);
+  auto cpu = make_cpu_backend();
+  const std::vector<Shape> shapes = {{2, 3, 5, 5}, {8, 16, 4, 4}, {5, 7}, {3, 2, 17, 9}};
+  uint64_t seed = 900;
+  for (const Shape& xs : shapes) {
+    seed += 10;
+    const int64_t c = xs[1];
+    const std::string name = "x " + shape_str(xs);
+    const Tensor x = host_rand(xs, seed, -2.0f, 3.0f), dy = host_rand(xs, seed + 1);
+    const Tensor gamma = host_rand({c}, seed + 2, 0.5f, 1.5f), beta = host_rand({c}, seed + 3);
+    const Tensor rm0 = host_rand({c}, seed + 4), rv0 = host_rand({c}, seed + 5, 0.5f, 2.0f);
+    const double momentum = 0.1, eps = 1e-5;
+
+    // The reference: the CPU's fused op in F64 (itself checked against finite differences).
+    Tensor rm_ref = f64(rm0), rv_ref = f64(rv0), y_ref(xs, DType::F64);
+    Tensor sm_ref({c}, DType::F64), si_ref({c}, DType::F64);
+    Tensor dx_ref(xs, DType::F64), dg_ref({c}, DType::F64), dbeta_ref({c}, DType::F64);
+    Tensor ye_ref(xs, DType::F64);
+    const Tensor x64 = f64(x), g64 = f64(gamma), b64 = f64(beta);
+    cpu->batchnorm_relu_forward_train(x64, g64, b64, rm_ref, rv_ref, momentum, eps, y_ref, sm_ref,
+                                      si_ref);
+    cpu->batchnorm_relu_backward(x64, y_ref, g64, sm_ref, si_ref, f64(dy), dx_ref, dg_ref,
+                                 dbeta_ref);
+    cpu->batchnorm_relu_forward_eval(x64, g64, b64, rm_ref, rv_ref, eps, ye_ref);
+
+    const Tensor xd = gpu(x), gd = gpu(gamma), bd = gpu(beta), dyd = gpu(dy);
+    Guarded rm({c}), rv({c}), y(xs), sm({c}), si({c}), dx(xs), dg({c}), dbeta({c}), ye(xs);
+    rm.t().copy_from(gpu(rm0));
+    rv.t().copy_from(gpu(rv0));
+    dev->batchnorm_relu_forward_train(xd, gd, bd, rm.t(), rv.t(), momentum, eps, y.t(), sm.t(),
+                                      si.t());
+    dev->batchnorm_relu_backward(xd, y.t(), gd, sm.t(), si.t(), dyd, dx.t(), dg.t(), dbeta.t());
+    dev->batchnorm_relu_forward_eval(xd, gd, bd, rm.t(), rv.t(), eps, ye.t());
+
+    // The two ops on the device, from the same starting running statistics.
+    Tensor rm2 = gpu(rm0), rv2 = gpu(rv0), bn(xs, DType::F32, Device::CUDA);
+    Tensor y2(xs, DType::F32, Device::CUDA), dbn(xs, DType::F32, Device::CUDA);
+    Tensor sm2({c}, DType::F32, Device::CUDA), si2({c}, DType::F32, Device::CUDA);
+    Tensor dx2(xs, DType::F32, Device::CUDA), dg2({c}, DType::F32, Device::CUDA);
+    Tensor dbeta2({c}, DType::F32, Device::CUDA), ye2(xs, DType::F32, Device::CUDA);
+    dev->batchnorm_forward_train(xd, gd, bd, rm2, rv2, momentum, eps, bn, sm2, si2);
+    dev->relu_forward(bn, y2);
+    dev->relu_backward(y2, dyd, dbn);
+    dev->batchnorm_backward(xd, gd, sm2, si2, dbn, dx2, dg2, dbeta2);
+    dev->batchnorm_forward_eval(xd, gd, bd, rm2, rv2, eps, bn);
+    dev->relu_forward(bn, ye2);
+    dev->synchronize();
+
+    expect_close(y.t(), y_ref, kExactTol, "batchnorm_relu_forward_train y, " + name);
+    expect_close(rm.t(), rm_ref, kExactTol, "batchnorm_relu running_mean, " + name);
+    expect_close(rv.t(), rv_ref, kExactTol, "batchnorm_relu running_var, " + name);
+    expect_close(dx.t(), dx_ref, kExactTol, "batchnorm_relu_backward dx, " + name);
+    expect_close(dg.t(), dg_ref, kExactTol, "batchnorm_relu_backward dgamma, " + name);
+    expect_close(dbeta.t(), dbeta_ref, kExactTol, "batchnorm_relu_backward dbeta, " + name);
+    expect_close(ye.t(), ye_ref, kExactTol, "batchnorm_relu_forward_eval y, " + name);
+    CHECK(bitwise_equal(y.t(), y2));
+    CHECK(bitwise_equal(dx.t(), dx2));
+    CHECK(bitwise_equal(dg.t(), dg2));
+    CHECK(bitwise_equal(dbeta.t(), dbeta2));
+    CHECK(bitwise_equal(ye.t(), ye2));
+    for (Guarded* gt : {&rm, &rv, &y, &sm, &si, &dx, &dg, &dbeta, &ye})
+      gt->check_guards("batchnorm_relu, " + name);
+  }
+}
+
 TEST_CASE("cuda relu - add - add_inplace and dropout match the CPU", "[cuda]") {
   if (skip_without_cuda()) return;
   auto dev = cuda_backend(false);

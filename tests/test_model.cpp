@@ -194,6 +194,15 @@ std::vector<int32_t> labels_for(int64_t n, int64_t classes) {
   return l;
 }
 
+// Largest |a - b| over all elements: 0 when they are equal bit for bit (up to the sign of 0).
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = a.to_vector_f64(), y = b.to_vector_f64();
+  REQUIRE(x.size() == y.size());
+  double m = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -570,4 +579,49 @@ TEST_CASE("layer JSON round-trips and rejects bad input with its path", "[model]
   REQUIRE_THAT(err(json::parse(R"([{"kind": "conv"}])")), Contains("needs 'out'"));
   REQUIRE_THAT(err(json::parse(R"([{"kind": "dropout", "p": 1.0}])")),
                Contains("model.layers[0].p"));
+}
+
+TEST_CASE("BatchNorm+ReLU fusion changes no bit of outputs, gradients or running stats",
+          "[model]") {
+  auto be = make_cpu_backend();
+  for (DType dt : {DType::F32, DType::F64})
+    for (const auto& specs : {small_chain(), small_resnet()}) {
+      INFO(dtype_name(dt) << ", " << specs.size() << " layers");
+      Model fused(specs, {3, 8, 8}, 4, *be, dt), apart(specs, {3, 8, 8}, 4, *be, dt);
+      REQUIRE(fused.fuse_bn_relu());
+      apart.set_fuse_bn_relu(false);
+      fused.init_parameters(51);
+      apart.init_parameters(51);
+      const Tensor x = random_tensor({5, 3, 8, 8}, 52).to(dt);
+      for (int step = 0; step < 2; ++step) {
+        CHECK(max_abs_diff(fused.forward(x, true), apart.forward(x, true)) == 0);
+        const Tensor dlogits = random_tensor({5, 4}, 53 + step).to(dt);
+        fused.backward(dlogits);
+        apart.backward(dlogits);
+        CHECK(max_abs_diff(fused.grads(), apart.grads()) == 0);
+        CHECK(max_abs_diff(fused.buffers(), apart.buffers()) == 0);
+      }
+      CHECK(max_abs_diff(fused.forward(x, false), apart.forward(x, false)) == 0);
+      // Switched off later, the fused model reallocates and gives the same again.
+      fused.set_fuse_bn_relu(false);
+      CHECK(max_abs_diff(fused.forward(x, false), apart.forward(x, false)) == 0);
+    }
+}
+
+TEST_CASE("BatchNorm fuses only with a ReLU that is its sole consumer", "[model]") {
+  auto be = make_cpu_backend();
+  Model m(small_resnet(), {2, 6, 6}, 3, *be, DType::F32);
+  const auto at = [&](const std::string& name) { return m.layer_index(name); };
+  CHECK(m.fused_relu(at("stem_bn")) == at("r0"));
+  CHECK(m.fused_relu(at("a.bn1")) == at("a.bn1") + 1);
+  CHECK(m.fused_relu(at("a.bn2")) == -1);  // feeds an add
+  CHECK(m.fused_relu(at("b.bn1")) == -1);
+  CHECK(m.fused_relu(at("r0")) == -1);
+  m.forward(random_tensor({2, 2, 6, 6}, 61).to(DType::F32), true);
+  CHECK_FALSE(m.activation(at("stem_bn")).defined());  // never stored
+  CHECK(m.activation(at("a.bn2")).defined());
+  m.set_fuse_bn_relu(false);
+  CHECK(m.fused_relu(at("stem_bn")) == -1);
+  m.forward(random_tensor({2, 2, 6, 6}, 61).to(DType::F32), true);
+  CHECK(m.activation(at("stem_bn")).defined());
 }

@@ -201,6 +201,58 @@ TEST_CASE("batchnorm eval mode uses the running statistics", "[ops]") {
   }
 }
 
+// The fused op computes the same float expressions as the two ops, so the results must be
+// identical bit for bit, in every mode and on every shape (including ones that are not a
+// multiple of the vector width and ones large enough to run on several threads).
+TEST_CASE("fused batchnorm+relu equals batchnorm then relu bit for bit", "[ops]") {
+  auto be = make_cpu_backend();
+  const Shape shapes[] = {{3, 5, 7, 9}, {4, 6}, {2, 3, 1, 1}, {16, 24, 17, 17}};
+  for (DType dt : {F32, F64})
+    for (const Shape& s : shapes) {
+      INFO(dtype_name(dt) << " " << shape_str(s));
+      const int64_t c = s[1];
+      Tensor x = random_tensor(s, dt, 41, -2, 3);
+      Tensor gamma = random_tensor({c}, dt, 42, 0.5, 1.5), beta = random_tensor({c}, dt, 43);
+      Tensor rm1 = random_tensor({c}, dt, 44), rv1 = random_tensor({c}, dt, 45, 0.5, 2);
+      Tensor rm2 = rm1.clone(), rv2 = rv1.clone();
+      Tensor bn(s, dt), y_ref(s, dt), y(s, dt);
+      Tensor mean1({c}, dt), invstd1({c}, dt), mean2({c}, dt), invstd2({c}, dt);
+      be->batchnorm_forward_train(x, gamma, beta, rm1, rv1, 0.1, 1e-5, bn, mean1, invstd1);
+      be->relu_forward(bn, y_ref);
+      be->batchnorm_relu_forward_train(x, gamma, beta, rm2, rv2, 0.1, 1e-5, y, mean2, invstd2);
+      CHECK(max_abs_diff(y, y_ref) == 0);
+      CHECK(max_abs_diff(mean2, mean1) == 0);
+      CHECK(max_abs_diff(invstd2, invstd1) == 0);
+      CHECK(max_abs_diff(rm2, rm1) == 0);
+      CHECK(max_abs_diff(rv2, rv1) == 0);
+      // An independent check that the clipping happened: y = max(0, bn) elementwise.
+      const auto yv = y.to_vector_f64(), bv = bn.to_vector_f64();
+      int64_t clipped = 0;
+      for (std::size_t k = 0; k < yv.size(); ++k) {
+        CHECK(yv[k] == std::max(0.0, bv[k]));
+        clipped += bv[k] < 0;
+      }
+      CHECK(clipped > 0);
+      CHECK(clipped < static_cast<int64_t>(yv.size()));
+
+      Tensor dy = random_tensor(s, dt, 46);
+      Tensor dbn(s, dt), dx_ref(s, dt), dg_ref({c}, dt), db_ref({c}, dt);
+      be->relu_backward(y_ref, dy, dbn);
+      be->batchnorm_backward(x, gamma, mean1, invstd1, dbn, dx_ref, dg_ref, db_ref);
+      Tensor dx(s, dt), dg({c}, dt), db({c}, dt);
+      be->batchnorm_relu_backward(x, y, gamma, mean2, invstd2, dy, dx, dg, db);
+      CHECK(max_abs_diff(dx, dx_ref) == 0);
+      CHECK(max_abs_diff(dg, dg_ref) == 0);
+      CHECK(max_abs_diff(db, db_ref) == 0);
+
+      Tensor ev(s, dt), ev_ref(s, dt);
+      be->batchnorm_forward_eval(x, gamma, beta, rm1, rv1, 1e-5, bn);
+      be->relu_forward(bn, ev_ref);
+      be->batchnorm_relu_forward_eval(x, gamma, beta, rm1, rv1, 1e-5, ev);
+      CHECK(max_abs_diff(ev, ev_ref) == 0);
+    }
+}
+
 TEST_CASE("max pooling picks the first maximum and treats padding as -inf", "[ops]") {
   auto be = make_cpu_backend();
   // One 3x4 plane of negative values with a tie at (0, 1) and (1, 0).

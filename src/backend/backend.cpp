@@ -146,12 +146,13 @@ static void check_conv2d_backward(const Backend& b, const Tensor& x, const Tenso
   ck.same_dtype("dw", dw, x);
 }
 
-static void check_batchnorm_forward_train(const Backend& b, const Tensor& x, const Tensor& gamma,
-                                          const Tensor& beta, const Tensor& running_mean,
-                                          const Tensor& running_var, double momentum, double eps,
-                                          const Tensor& y, const Tensor& save_mean,
-                                          const Tensor& save_invstd) {
-  OpCheck ck(b, "batchnorm_forward_train");
+// The BN checks, shared by each op and its ReLU-fused twin (`op` names the one called).
+static void check_bn_forward_train(const char* op, const Backend& b, const Tensor& x,
+                                   const Tensor& gamma, const Tensor& beta,
+                                   const Tensor& running_mean, const Tensor& running_var,
+                                   double momentum, double eps, const Tensor& y,
+                                   const Tensor& save_mean, const Tensor& save_invstd) {
+  OpCheck ck(b, op);
   ck.arg("x", x).arg("gamma", gamma).arg("beta", beta).arg("running_mean", running_mean);
   ck.arg("running_var", running_var).arg("y", y).arg("save_mean", save_mean);
   ck.arg("save_invstd", save_invstd);
@@ -170,10 +171,11 @@ static void check_batchnorm_forward_train(const Backend& b, const Tensor& x, con
   ck.same_dtype("y", y, x);
 }
 
-static void check_batchnorm_forward_eval(const Backend& b, const Tensor& x, const Tensor& gamma,
-                                         const Tensor& beta, const Tensor& running_mean,
-                                         const Tensor& running_var, double eps, const Tensor& y) {
-  OpCheck ck(b, "batchnorm_forward_eval");
+static void check_bn_forward_eval(const char* op, const Backend& b, const Tensor& x,
+                                  const Tensor& gamma, const Tensor& beta,
+                                  const Tensor& running_mean, const Tensor& running_var, double eps,
+                                  const Tensor& y) {
+  OpCheck ck(b, op);
   ck.arg("x", x).arg("gamma", gamma).arg("beta", beta).arg("running_mean", running_mean);
   ck.arg("running_var", running_var).arg("y", y);
   check_batchnorm_operands(ck, x, gamma, beta, eps);
@@ -182,12 +184,15 @@ static void check_batchnorm_forward_eval(const Backend& b, const Tensor& x, cons
   ck.same_dtype("y", y, x);
 }
 
-static void check_batchnorm_backward(const Backend& b, const Tensor& x, const Tensor& gamma,
-                                     const Tensor& save_mean, const Tensor& save_invstd,
-                                     const Tensor& dy, const Tensor& dx, const Tensor& dgamma,
-                                     const Tensor& dbeta) {
-  OpCheck ck(b, "batchnorm_backward");
-  ck.arg("x", x).arg("gamma", gamma).arg("save_mean", save_mean).arg("save_invstd", save_invstd);
+// y: the fused ReLU's output, null for plain BN.
+static void check_bn_backward(const char* op, const Backend& b, const Tensor& x, const Tensor* y,
+                              const Tensor& gamma, const Tensor& save_mean,
+                              const Tensor& save_invstd, const Tensor& dy, const Tensor& dx,
+                              const Tensor& dgamma, const Tensor& dbeta) {
+  OpCheck ck(b, op);
+  ck.arg("x", x);
+  if (y) ck.arg("y", *y);
+  ck.arg("gamma", gamma).arg("save_mean", save_mean).arg("save_invstd", save_invstd);
   ck.arg("dy", dy).arg("dx", dx).arg("dgamma", dgamma).arg("dbeta", dbeta);
   ck.on_device();
   ck.floating("x", x);
@@ -199,7 +204,59 @@ static void check_batchnorm_backward(const Backend& b, const Tensor& x, const Te
                          {"dgamma", &dgamma},
                          {"dbeta", &dbeta}});
   check_like(ck, x, {{"dy", &dy}, {"dx", &dx}});
+  if (y) check_like(ck, x, {{"y", y}});
   if (x.dim(0) == 0) ck.fail("the batch is empty");
+}
+
+static void check_batchnorm_forward_train(const Backend& b, const Tensor& x, const Tensor& gamma,
+                                          const Tensor& beta, const Tensor& running_mean,
+                                          const Tensor& running_var, double momentum, double eps,
+                                          const Tensor& y, const Tensor& save_mean,
+                                          const Tensor& save_invstd) {
+  check_bn_forward_train("batchnorm_forward_train", b, x, gamma, beta, running_mean, running_var,
+                         momentum, eps, y, save_mean, save_invstd);
+}
+
+static void check_batchnorm_relu_forward_train(const Backend& b, const Tensor& x,
+                                               const Tensor& gamma, const Tensor& beta,
+                                               const Tensor& running_mean,
+                                               const Tensor& running_var, double momentum,
+                                               double eps, const Tensor& y, const Tensor& save_mean,
+                                               const Tensor& save_invstd) {
+  check_bn_forward_train("batchnorm_relu_forward_train", b, x, gamma, beta, running_mean,
+                         running_var, momentum, eps, y, save_mean, save_invstd);
+}
+
+static void check_batchnorm_forward_eval(const Backend& b, const Tensor& x, const Tensor& gamma,
+                                         const Tensor& beta, const Tensor& running_mean,
+                                         const Tensor& running_var, double eps, const Tensor& y) {
+  check_bn_forward_eval("batchnorm_forward_eval", b, x, gamma, beta, running_mean, running_var, eps,
+                        y);
+}
+
+static void check_batchnorm_relu_forward_eval(const Backend& b, const Tensor& x,
+                                              const Tensor& gamma, const Tensor& beta,
+                                              const Tensor& running_mean, const Tensor& running_var,
+                                              double eps, const Tensor& y) {
+  check_bn_forward_eval("batchnorm_relu_forward_eval", b, x, gamma, beta, running_mean, running_var,
+                        eps, y);
+}
+
+static void check_batchnorm_backward(const Backend& b, const Tensor& x, const Tensor& gamma,
+                                     const Tensor& save_mean, const Tensor& save_invstd,
+                                     const Tensor& dy, const Tensor& dx, const Tensor& dgamma,
+                                     const Tensor& dbeta) {
+  check_bn_backward("batchnorm_backward", b, x, nullptr, gamma, save_mean, save_invstd, dy, dx,
+                    dgamma, dbeta);
+}
+
+static void check_batchnorm_relu_backward(const Backend& b, const Tensor& x, const Tensor& y,
+                                          const Tensor& gamma, const Tensor& save_mean,
+                                          const Tensor& save_invstd, const Tensor& dy,
+                                          const Tensor& dx, const Tensor& dgamma,
+                                          const Tensor& dbeta) {
+  check_bn_backward("batchnorm_relu_backward", b, x, &y, gamma, save_mean, save_invstd, dy, dx,
+                    dgamma, dbeta);
 }
 
 static void check_relu_forward(const Backend& b, const Tensor& x, const Tensor& y) {

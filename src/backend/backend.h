@@ -62,6 +62,21 @@ using PoolGeom = ConvGeom;
     (const Tensor& x, const Tensor& gamma, const Tensor& save_mean, const Tensor& save_invstd,    \
      const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta),                                \
     (x, gamma, save_mean, save_invstd, dy, dx, dgamma, dbeta), x)                                 \
+  /* The same three with the ReLU that follows fused in: y = relu(bn(x)) in one pass             \
+     over memory, bn(x) never stored. The backward takes that y and its gradient dy. */           \
+  X(void, batchnorm_relu_forward_train,                                                           \
+    (const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,              \
+     Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,              \
+     Tensor& save_invstd),                                                                        \
+    (x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd), x)     \
+  X(void, batchnorm_relu_forward_eval,                                                            \
+    (const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,        \
+     const Tensor& running_var, double eps, Tensor& y),                                           \
+    (x, gamma, beta, running_mean, running_var, eps, y), x)                                       \
+  X(void, batchnorm_relu_backward,                                                                \
+    (const Tensor& x, const Tensor& y, const Tensor& gamma, const Tensor& save_mean,              \
+     const Tensor& save_invstd, const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta),     \
+    (x, y, gamma, save_mean, save_invstd, dy, dx, dgamma, dbeta), x)                              \
   X(void, relu_forward, (const Tensor& x, Tensor& y), (x, y), x)                                  \
   /* Uses the forward output: dx = dy where y > 0. */                                             \
   X(void, relu_backward, (const Tensor& y, const Tensor& dy, Tensor& dx), (y, dy, dx), y)         \

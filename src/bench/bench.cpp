@@ -127,7 +127,8 @@ class Trainer {
         // The checks a training run with default settings makes.
         state_(backend, step_checks(TrainingConfig{}, o.classes, backend.device())),
         backend_(backend),
-        lr_(o.lr) {
+        lr_(o.lr),
+        fuse_(o.fuse) {
     const BlockChannels killed = kill_filters(model_, dead_fraction);
     if (skip_dead) {
       const auto make_optimizer = [o](const Model& m) {
@@ -145,6 +146,7 @@ class Trainer {
   // The training run's step (train_step), waited for; returns the loss.
   double step(const BenchBatch& b) {
     Model& net = model();
+    net.set_fuse_bn_relu(fuse_);  // also reaches the skipper's compacted network
     Optimizer& opt = skipper_ ? skipper_->optimizer() : optimizer_;
     const StepResult r = train_step(state_, net, opt, {b.images, b.labels, lr_, lr_, 1, ++steps_});
     backend_.synchronize();
@@ -165,6 +167,7 @@ class Trainer {
   StepState state_;
   Backend& backend_;
   double lr_;
+  bool fuse_;
   int64_t steps_ = 0;
 };
 
@@ -389,6 +392,7 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   j["loss_first"] = r.first_loss;
   j["loss_last"] = r.last_loss;
   if (o.dead_fraction > 0) j["dead_fraction"] = o.dead_fraction;
+  j["fused_bn_relu"] = o.fuse;
   const double flop_ratio = static_cast<double>(trainer.full_model().flops_per_image()) /
                             static_cast<double>(flops_per_image);
   if (o.skip_dead) {
@@ -415,6 +419,7 @@ Report make_report(const BenchOptions& o, Trainer& trainer, Backend& backend, co
   s << "device " << backend.name() << " (" << o.precision << ")";
   if (backend.device() == Device::CPU) s << ", cpu kernels " << cpu::cpu_kernel_description();
   if (threads) s << ", " << threads << " threads";
+  s << (o.fuse ? ", BN+ReLU fused" : ", BN and ReLU apart");
   s << (o.resident ? ", data resident on the device" : ", data from the loader");
   s << ", load average " << load_average();
   if (wait_policy) s << ", OMP_WAIT_POLICY=" << wait_policy;

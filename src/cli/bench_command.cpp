@@ -46,6 +46,9 @@ void add_bench_command(CLI::App& app, CommandRun& run) {
   cmd->add_flag("--skip-dead", opts->skip_dead,
                 "Train the network with the --dead-fraction filters removed, as sparsity.skip_dead "
                 "does");
+  cmd->add_flag(
+      "--no-fuse", [opts](int64_t) { opts->fuse = false; },
+      "Run each BatchNorm and its ReLU as two ops (the fused op's baseline)");
   cmd->add_option("--dead-sweep", opts->dead_sweep,
                   "Time these dead fractions (e.g. 0,0.5,0.75), skipping the dead filters, and "
                   "print the speed-up next to the FLOP ratio")

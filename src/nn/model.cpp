@@ -79,6 +79,7 @@ Model::Model(std::vector<LayerSpec> specs, InputShape input, int64_t classes, Ba
   infer_shapes();
   check_outputs_used();
   find_blocks();
+  plan_fusion();
   plan_gradients();
   build_views();
   allocate_parameters();
@@ -227,6 +228,30 @@ void Model::find_blocks() {
   }
 }
 
+// Pairs each BatchNorm with the ReLU that is its only consumer (when fusion is on).
+void Model::plan_fusion() {
+  const int n = static_cast<int>(specs_.size());
+  fused_relu_.assign(n, -1);
+  fused_away_.assign(n, false);
+  if (!fuse_bn_relu_) return;
+  for (int i = 0; i < n; ++i) {
+    if (specs_[i].kind != LayerKind::BatchNorm || consumer_list_[i].size() != 1) continue;
+    const int r = consumer_list_[i][0];
+    if (specs_[r].kind != LayerKind::ReLU) continue;
+    fused_relu_[i] = r;
+    fused_away_[r] = true;
+  }
+}
+
+void Model::set_fuse_bn_relu(bool on) {
+  if (on == fuse_bn_relu_) return;
+  fuse_bn_relu_ = on;
+  plan_fusion();
+  forward_cap_ = 0;             // a fused BatchNorm has no output buffer: reallocate
+  last_forward_train_ = false;  // the saved outputs no longer match the plan
+  views_stale_ = true;
+}
+
 // Decides which layers need the gradient of their output (some parameter lies
 // at or before them), which may need a buffer to sum it in, and the size of the
 // scratch buffer for a second writer.
@@ -345,8 +370,11 @@ void Model::ensure_forward_capacity(int64_t n) {
   input_buf_ = Tensor({n, input_.channels, input_.height, input_.width}, dtype_, dev);
   for (int i = 0; i < static_cast<int>(specs_.size()); ++i) {
     Slot& s = slots_[i];
-    if (specs_[i].kind != LayerKind::Flatten)
+    // Flatten views its input; a fused BatchNorm writes straight into its ReLU's output.
+    if (specs_[i].kind != LayerKind::Flatten && fused_relu_[i] < 0)
       s.act_buf = Tensor(with_batch(n, out_shapes_[i]), dtype_, dev);
+    else
+      s.act_buf = Tensor();
     if (specs_[i].kind == LayerKind::MaxPool)
       s.argmax_buf = Tensor(with_batch(n, out_shapes_[i]), DType::I32, dev);
   }
@@ -495,18 +523,27 @@ void Model::forward_layer(int i, bool train) {
       be.conv2d_forward(x, s.weight, s.bias.defined() ? &s.bias : nullptr, window_geometry(sp),
                         acts_[i]);
       break;
-    case LayerKind::BatchNorm:
+    case LayerKind::BatchNorm: {
+      const int r = fused_relu_[i];
+      Tensor& y = r >= 0 ? acts_[r] : acts_[i];
       if (train) {
-        be.batchnorm_forward_train(x, s.weight, s.bias, s.running_mean, s.running_var, sp.momentum,
-                                   sp.eps, acts_[i], s.save_mean, s.save_invstd);
+        if (r >= 0)
+          be.batchnorm_relu_forward_train(x, s.weight, s.bias, s.running_mean, s.running_var,
+                                          sp.momentum, sp.eps, y, s.save_mean, s.save_invstd);
+        else
+          be.batchnorm_forward_train(x, s.weight, s.bias, s.running_mean, s.running_var,
+                                     sp.momentum, sp.eps, y, s.save_mean, s.save_invstd);
         be.add_inplace(s.batches, one_);
+      } else if (r >= 0) {
+        be.batchnorm_relu_forward_eval(x, s.weight, s.bias, s.running_mean, s.running_var, sp.eps,
+                                       y);
       } else {
-        be.batchnorm_forward_eval(x, s.weight, s.bias, s.running_mean, s.running_var, sp.eps,
-                                  acts_[i]);
+        be.batchnorm_forward_eval(x, s.weight, s.bias, s.running_mean, s.running_var, sp.eps, y);
       }
       break;
+    }
     case LayerKind::ReLU:
-      be.relu_forward(x, acts_[i]);
+      if (!fused_away_[i]) be.relu_forward(x, acts_[i]);  // else computed by its BatchNorm
       break;
     case LayerKind::MaxPool:
       be.maxpool2d_forward(x, window_geometry(sp), acts_[i], s.argmax);
@@ -621,7 +658,9 @@ void Model::backward_layer(int i) {
   const LayerSpec& sp = specs_[i];
   Slot& s = slots_[i];
   Backend& be = *backend_;
-  const Tensor g = grad_of(i);
+  if (fused_away_[i]) return;  // its BatchNorm's fused backward takes this ReLU's gradient
+  const int r = fused_relu_[i];
+  const Tensor g = grad_of(r >= 0 ? r : i);
   const int j = input_index_[i][0];
   if (layer_kind_info(sp.kind).gradient_passes_through) {
     for (int in : input_index_[i]) pass_grad(in, g);
@@ -645,7 +684,11 @@ void Model::backward_layer(int i) {
     }
     case LayerKind::BatchNorm: {
       Tensor sink = want_dx ? dx : scratch_buf_.view(0, x.shape());
-      be.batchnorm_backward(x, s.weight, s.save_mean, s.save_invstd, g, sink, s.dweight, s.dbias);
+      if (r >= 0)
+        be.batchnorm_relu_backward(x, acts_[r], s.weight, s.save_mean, s.save_invstd, g, sink,
+                                   s.dweight, s.dbias);
+      else
+        be.batchnorm_backward(x, s.weight, s.save_mean, s.save_invstd, g, sink, s.dweight, s.dbias);
       break;
     }
     case LayerKind::ReLU:

@@ -85,8 +85,17 @@ class Model {
   // train-mode forward.
   void backward(const Tensor& dlogits);
 
-  // Output of layer i from the last forward, [N, ...].
+  // Output of layer i from the last forward, [N, ...]. Undefined for a BatchNorm
+  // fused into its ReLU (see set_fuse_bn_relu): that output is never stored.
   const Tensor& activation(int layer) const { return acts_[layer]; }
+
+  // A BatchNorm whose only consumer is a ReLU runs with it as one fused op (one
+  // pass over memory instead of two, forward and backward, train and eval), with
+  // results bit-identical to the two ops. On by default; off runs them apart.
+  void set_fuse_bn_relu(bool on);
+  bool fuse_bn_relu() const { return fuse_bn_relu_; }
+  // The ReLU fused into BatchNorm layer `layer`, or -1.
+  int fused_relu(int layer) const { return fused_relu_[layer]; }
   const std::vector<ConvBNReLU>& conv_bn_relu_blocks() const { return blocks_; }
 
   void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
@@ -126,6 +135,7 @@ class Model {
   void check_outputs_used() const;
   void build_views();
   void find_blocks();
+  void plan_fusion();
   void plan_gradients();
   void allocate_parameters();
   void ensure_forward_capacity(int64_t n);
@@ -160,6 +170,9 @@ class Model {
   std::vector<BufferView> buffer_views_;
   std::map<std::string, int> param_index_, buffer_index_, layer_index_;
   std::vector<ConvBNReLU> blocks_;
+  bool fuse_bn_relu_ = true;
+  std::vector<int> fused_relu_;   // per layer: the ReLU fused into this BatchNorm, or -1
+  std::vector<bool> fused_away_;  // per layer: a ReLU its BatchNorm computes
   std::vector<Slot> slots_;
   Tensor one_;  // [1] holding 1, added to num_batches_tracked
 

@@ -137,6 +137,45 @@ void CpuBackend::do_batchnorm_backward(const Tensor& x, const Tensor& gamma,
   });
 }
 
+void CpuBackend::do_batchnorm_relu_forward_train(const Tensor& x, const Tensor& gamma,
+                                                 const Tensor& beta, Tensor& running_mean,
+                                                 Tensor& running_var, double momentum, double eps,
+                                                 Tensor& y, Tensor& save_mean,
+                                                 Tensor& save_invstd) {
+  const cpu::ChannelDims d = channel_dims(x);
+  dispatch_float(x, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::batchnorm_relu_forward_train<T>(
+        x.data<T>(), gamma.data<T>(), beta.data<T>(), running_mean.data<T>(), running_var.data<T>(),
+        momentum, eps, d, y.data<T>(), save_mean.data<T>(), save_invstd.data<T>());
+  });
+}
+
+void CpuBackend::do_batchnorm_relu_forward_eval(const Tensor& x, const Tensor& gamma,
+                                                const Tensor& beta, const Tensor& running_mean,
+                                                const Tensor& running_var, double eps, Tensor& y) {
+  const cpu::ChannelDims d = channel_dims(x);
+  dispatch_float(x, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::batchnorm_relu_forward_eval<T>(x.data<T>(), gamma.data<T>(), beta.data<T>(),
+                                        running_mean.data<T>(), running_var.data<T>(), eps, d,
+                                        y.data<T>());
+  });
+}
+
+void CpuBackend::do_batchnorm_relu_backward(const Tensor& x, const Tensor& y, const Tensor& gamma,
+                                            const Tensor& save_mean, const Tensor& save_invstd,
+                                            const Tensor& dy, Tensor& dx, Tensor& dgamma,
+                                            Tensor& dbeta) {
+  const cpu::ChannelDims d = channel_dims(x);
+  dispatch_float(x, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::batchnorm_relu_backward<T>(x.data<T>(), y.data<T>(), gamma.data<T>(), save_mean.data<T>(),
+                                    save_invstd.data<T>(), dy.data<T>(), d, dx.data<T>(),
+                                    dgamma.data<T>(), dbeta.data<T>());
+  });
+}
+
 void CpuBackend::do_relu_forward(const Tensor& x, Tensor& y) {
   dispatch_float(x, [&](auto tag) {
     using T = decltype(tag);

@@ -1,6 +1,10 @@
 // Batch normalization over (N, H, W) per channel, PyTorch's conventions. Sums
 // are accumulated in double for either element type; channels are independent,
 // so they are split across threads (deterministic, no cross-thread reduction).
+// Each pass optionally folds in the ReLU that follows (kRelu): the fused forward
+// writes relu(bn(x)) without storing bn(x), and the fused backward masks dy by
+// the ReLU's output inside its own passes. Both compute the same float
+// expressions as BN then ReLU, so fused and separate results are bitwise equal.
 #include <omp.h>
 
 #include <cmath>
@@ -58,12 +62,24 @@ struct PlaneSums {
   double dy = 0, dy_xc = 0;  // sum dy, sum dy * (x - mean)
 };
 
-template <typename T>
-PlaneSums plane_grad_sums(const T* x, const T* dy, int64_t len, double mean) {
+// The gradient reaching BN: dy itself, or dy where the fused ReLU's output y is
+// positive (dy is read unconditionally so the select compiles to a blend).
+template <bool kRelu, typename T>
+T bn_grad(const T* y, const T* dy, int64_t i) {
+  if constexpr (kRelu) {
+    const T g = dy[i];
+    return y[i] > T(0) ? g : T(0);
+  } else {
+    return dy[i];
+  }
+}
+
+template <bool kRelu, typename T>
+PlaneSums plane_grad_sums(const T* x, const T* y, const T* dy, int64_t len, double mean) {
   double s = 0, sx = 0;
 #pragma omp simd reduction(+ : s, sx)
   for (int64_t i = 0; i < len; ++i) {
-    const double g = static_cast<double>(dy[i]);
+    const double g = static_cast<double>(bn_grad<kRelu>(y, dy, i));
     s += g;
     sx += g * (static_cast<double>(x[i]) - mean);
   }
@@ -72,29 +88,34 @@ PlaneSums plane_grad_sums(const T* x, const T* dy, int64_t len, double mean) {
 
 // y = (x - mean) * scale + shift in T arithmetic (float, as PyTorch's CPU
 // kernel); centring first keeps a large mean from cancelling in float.
-template <typename T>
+// With kRelu, y = max(that, 0).
+template <bool kRelu, typename T>
 void normalize(const T* x, int64_t len, double mean, double scale, double shift, T* y) {
   const T m = static_cast<T>(mean), s = static_cast<T>(scale), t = static_cast<T>(shift);
 #pragma omp simd
-  for (int64_t i = 0; i < len; ++i) y[i] = (x[i] - m) * s + t;
+  for (int64_t i = 0; i < len; ++i) {
+    const T v = (x[i] - m) * s + t;
+    if constexpr (kRelu)
+      y[i] = v > T(0) ? v : T(0);
+    else
+      y[i] = v;
+  }
 }
 
-// dx = a * dy + b * (x - mean) + c, in T arithmetic.
-template <typename T>
-void grad_combine(const T* dy, const T* x, int64_t len, double mean, double a, double b, double c,
-                  T* dx) {
+// dx = a * g + b * (x - mean) + c, in T arithmetic, g the gradient reaching BN.
+template <bool kRelu, typename T>
+void grad_combine(const T* y, const T* dy, const T* x, int64_t len, double mean, double a, double b,
+                  double c, T* dx) {
   const T m = static_cast<T>(mean), ta = static_cast<T>(a), tb = static_cast<T>(b),
           tc = static_cast<T>(c);
 #pragma omp simd
-  for (int64_t i = 0; i < len; ++i) dx[i] = ta * dy[i] + tb * (x[i] - m) + tc;
+  for (int64_t i = 0; i < len; ++i) dx[i] = ta * bn_grad<kRelu>(y, dy, i) + tb * (x[i] - m) + tc;
 }
 
-}  // namespace
-
-template <typename T>
-void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean,
-                             T* running_var, double momentum, double eps, const ChannelDims& d,
-                             T* y, T* save_mean, T* save_invstd) {
+template <bool kRelu, typename T>
+void bn_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
+                      double momentum, double eps, const ChannelDims& d, T* y, T* save_mean,
+                      T* save_invstd) {
   const double count = static_cast<double>(d.n * d.plane);
   std::vector<double> sum(d.c, 0.0), sq(d.c, 0.0);
 #pragma omp parallel num_threads(threads_for(d.c, d.n* d.plane))
@@ -117,21 +138,21 @@ void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* runni
       running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
     }
     for_planes(d, r, [&](int64_t c, int64_t at) {
-      normalize(x + at, d.plane, sum[c], sq[c], static_cast<double>(beta[c]), y + at);
+      normalize<kRelu>(x + at, d.plane, sum[c], sq[c], static_cast<double>(beta[c]), y + at);
     });
   }
 }
 
-template <typename T>
-void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
-                            const T* running_var, double eps, const ChannelDims& d, T* y) {
+template <bool kRelu, typename T>
+void bn_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                     const T* running_var, double eps, const ChannelDims& d, T* y) {
 #pragma omp parallel for schedule(static) num_threads(threads_for(d.c, d.n* d.plane))
   for (int64_t c = 0; c < d.c; ++c) {
     const double scale = gamma[c] / std::sqrt(static_cast<double>(running_var[c]) + eps);
     for (int64_t n = 0; n < d.n; ++n) {
       const int64_t at = (n * d.c + c) * d.plane;
-      normalize(x + at, d.plane, static_cast<double>(running_mean[c]), scale,
-                static_cast<double>(beta[c]), y + at);
+      normalize<kRelu>(x + at, d.plane, static_cast<double>(running_mean[c]), scale,
+                       static_cast<double>(beta[c]), y + at);
     }
   }
 }
@@ -139,16 +160,18 @@ void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* 
 // With xhat = (x - mean) * invstd and m elements per channel:
 //   dbeta = sum dy, dgamma = sum dy * xhat,
 //   dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma).
-template <typename T>
-void batchnorm_backward(const T* x, const T* gamma, const T* save_mean, const T* save_invstd,
-                        const T* dy, const ChannelDims& d, T* dx, T* dgamma, T* dbeta) {
+// y is the fused ReLU's output (unused without kRelu).
+template <bool kRelu, typename T>
+void bn_backward(const T* x, const T* y, const T* gamma, const T* save_mean, const T* save_invstd,
+                 const T* dy, const ChannelDims& d, T* dx, T* dgamma, T* dbeta) {
   const double count = static_cast<double>(d.n * d.plane);
   std::vector<double> sum_dy(d.c, 0.0), sum_dy_xc(d.c, 0.0);
 #pragma omp parallel num_threads(threads_for(d.c, d.n* d.plane))
   {
     const ChannelRange r = this_threads_channels(d.c);
     for_planes(d, r, [&](int64_t c, int64_t at) {
-      const PlaneSums s = plane_grad_sums(x + at, dy + at, d.plane, save_mean[c]);
+      const PlaneSums s =
+          plane_grad_sums<kRelu>(x + at, kRelu ? y + at : nullptr, dy + at, d.plane, save_mean[c]);
       sum_dy[c] += s.dy;
       sum_dy_xc[c] += s.dy_xc;
     });
@@ -163,9 +186,49 @@ void batchnorm_backward(const T* x, const T* gamma, const T* save_mean, const T*
       const double invstd = save_invstd[c], k = gamma[c] * invstd / count;
       const double sum_dy_xhat = sum_dy_xc[c] * invstd;
       const double a = k * count, b = -k * invstd * sum_dy_xhat, c0 = -k * sum_dy[c];
-      grad_combine(dy + at, x + at, d.plane, static_cast<double>(save_mean[c]), a, b, c0, dx + at);
+      grad_combine<kRelu>(kRelu ? y + at : nullptr, dy + at, x + at, d.plane,
+                          static_cast<double>(save_mean[c]), a, b, c0, dx + at);
     });
   }
+}
+
+}  // namespace
+
+template <typename T>
+void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean,
+                             T* running_var, double momentum, double eps, const ChannelDims& d,
+                             T* y, T* save_mean, T* save_invstd) {
+  bn_forward_train<false>(x, gamma, beta, running_mean, running_var, momentum, eps, d, y, save_mean,
+                          save_invstd);
+}
+template <typename T>
+void batchnorm_relu_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean,
+                                  T* running_var, double momentum, double eps, const ChannelDims& d,
+                                  T* y, T* save_mean, T* save_invstd) {
+  bn_forward_train<true>(x, gamma, beta, running_mean, running_var, momentum, eps, d, y, save_mean,
+                         save_invstd);
+}
+template <typename T>
+void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, double eps, const ChannelDims& d, T* y) {
+  bn_forward_eval<false>(x, gamma, beta, running_mean, running_var, eps, d, y);
+}
+template <typename T>
+void batchnorm_relu_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                                 const T* running_var, double eps, const ChannelDims& d, T* y) {
+  bn_forward_eval<true>(x, gamma, beta, running_mean, running_var, eps, d, y);
+}
+template <typename T>
+void batchnorm_backward(const T* x, const T* gamma, const T* save_mean, const T* save_invstd,
+                        const T* dy, const ChannelDims& d, T* dx, T* dgamma, T* dbeta) {
+  bn_backward<false>(x, static_cast<const T*>(nullptr), gamma, save_mean, save_invstd, dy, d, dx,
+                     dgamma, dbeta);
+}
+template <typename T>
+void batchnorm_relu_backward(const T* x, const T* y, const T* gamma, const T* save_mean,
+                             const T* save_invstd, const T* dy, const ChannelDims& d, T* dx,
+                             T* dgamma, T* dbeta) {
+  bn_backward<true>(x, y, gamma, save_mean, save_invstd, dy, d, dx, dgamma, dbeta);
 }
 
 #define ST_INSTANTIATE_BN(T)                                                                     \
@@ -174,7 +237,13 @@ void batchnorm_backward(const T* x, const T* gamma, const T* save_mean, const T*
   template void batchnorm_forward_eval<T>(const T*, const T*, const T*, const T*, const T*,      \
                                           double, const ChannelDims&, T*);                       \
   template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*,          \
-                                      const ChannelDims&, T*, T*, T*);
+                                      const ChannelDims&, T*, T*, T*);                           \
+  template void batchnorm_relu_forward_train<T>(const T*, const T*, const T*, T*, T*, double,    \
+                                                double, const ChannelDims&, T*, T*, T*);         \
+  template void batchnorm_relu_forward_eval<T>(const T*, const T*, const T*, const T*, const T*, \
+                                               double, const ChannelDims&, T*);                  \
+  template void batchnorm_relu_backward<T>(const T*, const T*, const T*, const T*, const T*,     \
+                                           const T*, const ChannelDims&, T*, T*, T*);
 ST_INSTANTIATE_BN(float)
 ST_INSTANTIATE_BN(double)
 #undef ST_INSTANTIATE_BN
