@@ -62,24 +62,18 @@ struct PlaneSums {
   double dy = 0, dy_xc = 0;  // sum dy, sum dy * (x - mean)
 };
 
-// The gradient reaching BN: dy itself, or dy where the fused ReLU's output y is
-// positive (dy is read unconditionally so the select compiles to a blend).
-template <bool kRelu, typename T>
-T bn_grad(const T* y, const T* dy, int64_t i) {
-  if constexpr (kRelu) {
-    const T g = dy[i];
-    return y[i] > T(0) ? g : T(0);
-  } else {
-    return dy[i];
-  }
-}
-
+// The gradient reaching BN, g, is dy itself or, with the fused ReLU, dy where
+// the ReLU's output y is positive. dy is read unconditionally so the select
+// compiles to a blend; the loops spell it out (a helper taking the index kept
+// GCC from vectorizing them).
 template <bool kRelu, typename T>
 PlaneSums plane_grad_sums(const T* x, const T* y, const T* dy, int64_t len, double mean) {
   double s = 0, sx = 0;
 #pragma omp simd reduction(+ : s, sx)
   for (int64_t i = 0; i < len; ++i) {
-    const double g = static_cast<double>(bn_grad<kRelu>(y, dy, i));
+    T gt = dy[i];
+    if constexpr (kRelu) gt = y[i] > T(0) ? gt : T(0);
+    const double g = static_cast<double>(gt);
     s += g;
     sx += g * (static_cast<double>(x[i]) - mean);
   }
@@ -109,7 +103,11 @@ void grad_combine(const T* y, const T* dy, const T* x, int64_t len, double mean,
   const T m = static_cast<T>(mean), ta = static_cast<T>(a), tb = static_cast<T>(b),
           tc = static_cast<T>(c);
 #pragma omp simd
-  for (int64_t i = 0; i < len; ++i) dx[i] = ta * bn_grad<kRelu>(y, dy, i) + tb * (x[i] - m) + tc;
+  for (int64_t i = 0; i < len; ++i) {
+    T g = dy[i];
+    if constexpr (kRelu) g = y[i] > T(0) ? g : T(0);
+    dx[i] = ta * g + tb * (x[i] - m) + tc;
+  }
 }
 
 template <bool kRelu, typename T>
