@@ -27,9 +27,14 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "nn/layer_json.h"
+#include "nn/model.h"
 #include "ops_test_util.h"
+#include "optim/optimizer.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "train/filter_skipping.h"
+#include "train/train_step.h"
 
 #ifdef SPARSETRAIN_WITH_CUDA
 #include "cuda_backend.h"
@@ -816,4 +821,79 @@ TEST_CASE("cuda upload_batch copies images and labels in stream order", "[cuda]"
   // Host tensors are the source, device tensors the destination.
   CHECK_THROWS_AS(dev->upload_batch(x, labels, x, y), std::invalid_argument);
   CHECK_THROWS_AS(dev->upload_batch(images, labels, out, labels), std::invalid_argument);
+}
+
+namespace {
+
+// Trains the same network from the same start on `be` through the training run's own pieces:
+// train_step (the batch goes up with upload_batch), Adam + L2, then a FilterSkipper with forced
+// skips training the compacted network. Returns everything the CPU run must agree on.
+struct TrainedOn {
+  std::vector<double> losses;
+  Tensor params, buffers, relu_maxima;  // on the CPU
+  int64_t skipped = 0;
+};
+
+TrainedOn train_on(Backend& be) {
+  const nlohmann::json layers = nlohmann::json::parse(R"([
+    { "kind": "conv", "name": "conv1", "out": 6, "kernel": 3, "pad": 1 },
+    { "kind": "bn", "name": "bn1" }, { "kind": "relu", "name": "relu1" },
+    { "kind": "maxpool", "kernel": 2, "stride": 2 },
+    { "kind": "conv", "name": "conv2", "out": 8, "kernel": 3, "pad": 1 },
+    { "kind": "bn", "name": "bn2" }, { "kind": "relu", "name": "relu2" },
+    { "kind": "gap" },
+    { "kind": "linear", "name": "fc", "out": "classes" }
+  ])");
+  Model full(layers_from_json(layers, "model.layers"), InputShape{3, 8, 8}, 4, be);
+  full.init_parameters(7);
+  OptimHyper h;
+  h.rule = UpdateRule::Adam;
+  h.lr = 1e-2;
+  Optimizer opt(h, RegKind::L2, 1e-3, full);
+  FilterSkipper skipper(
+      full, opt,
+      [h](const Model& m) { return std::make_unique<Optimizer>(h, RegKind::L2, 1e-3, m); }, 1,
+      1e-12);
+  StepState state(be, StepChecks{});
+  TrainedOn out;
+  for (int step = 0; step < 6; ++step) {
+    if (step == 3) skipper.force_skip({{0, 4}, {1, 2, 7}});
+    const Tensor images = host_rand({8, 3, 8, 8}, 700 + static_cast<uint64_t>(step));
+    const Tensor labels = st::testing::random_labels(8, 4, 800 + static_cast<uint64_t>(step));
+    const StepResult r = train_step(state, skipper.model(), skipper.optimizer(),
+                                    {images, labels, 1e-2, 1e-2, 1, step + 1});
+    out.losses.push_back(r.loss);
+  }
+  skipper.sync_full();
+  out.skipped = skipper.skipped_total();
+  out.params = full.params().to(Device::CPU);
+  out.buffers = full.buffers().to(Device::CPU);
+  // Per-channel maxima of the ReLUs on an eval forward: what the dead-filter criterion reads.
+  const Tensor x = host_rand({8, 3, 8, 8}, 900);
+  full.forward(be.device() == Device::CPU ? x : x.to(be.device()), false);
+  const Tensor& h2 = full.activation(full.layer_index("relu2"));
+  Tensor absmax({h2.dim(0), h2.dim(1)}, DType::F32, be.device());
+  be.channel_absmax(h2, absmax);
+  out.relu_maxima = absmax.to(Device::CPU);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cuda training through Model - Optimizer and FilterSkipper equals the CPU run",
+          "[cuda]") {
+  if (skip_without_cuda()) return;
+  auto dev = cuda_backend(false);  // exact FP32
+  auto cpu = make_cpu_backend();
+  const TrainedOn want = train_on(*cpu), got = train_on(*dev);
+  REQUIRE(got.losses.size() == want.losses.size());
+  for (std::size_t i = 0; i < want.losses.size(); ++i) {
+    INFO("step " << i + 1 << ": cuda " << got.losses[i] << ", cpu " << want.losses[i]);
+    CHECK(std::fabs(got.losses[i] - want.losses[i]) <= 1e-4 * std::fabs(want.losses[i]));
+  }
+  CHECK(got.skipped == want.skipped);
+  CHECK(want.skipped == 3);
+  expect_close(got.params, want.params, 1e-4, "parameters after 6 steps");
+  expect_close(got.buffers, want.buffers, 1e-4, "BN buffers after 6 steps");
+  expect_close(got.relu_maxima, want.relu_maxima, 1e-4, "relu2 channel maxima");
 }

@@ -121,13 +121,21 @@ std::string first_nonfinite_parameter(const Model& model, bool gradients) {
 StepState::StepState(Backend& backend, StepChecks checks)
     : backend_(backend), checks_(std::move(checks)) {}
 
-const Tensor& StepState::device_labels(const Tensor& labels) {
-  if (labels.device() == backend_.device()) return labels;
-  // One buffer reused across steps: an upload, not an allocation, per batch.
-  if (labels_.shape() != labels.shape())
-    labels_ = Tensor(labels.shape(), labels.dtype(), backend_.device());
+StepState::DeviceBatch StepState::device_batch(const Tensor& images, const Tensor& labels) {
+  const Device dev = backend_.device();
+  if (dev != Device::CPU && images.device() == Device::CPU && labels.device() == Device::CPU) {
+    // A host batch bound for a device: one asynchronous upload of both (pinned staging on CUDA)
+    // into buffers reused across steps, so the step neither allocates nor waits for the copy.
+    if (images_.shape() != images.shape()) images_ = Tensor(images.shape(), DType::F32, dev);
+    if (labels_.shape() != labels.shape()) labels_ = Tensor(labels.shape(), DType::I32, dev);
+    backend_.upload_batch(images, labels, images_, labels_);
+    return {images_, labels_};
+  }
+  // On the CPU the model copies its input anyway; a batch already on the device stays there.
+  if (labels.device() == dev) return {images, labels};
+  if (labels_.shape() != labels.shape()) labels_ = Tensor(labels.shape(), labels.dtype(), dev);
   labels_.copy_from(labels);
-  return labels_;
+  return {images, labels_};
 }
 
 StepResult train_step(StepState& state, Model& net, Optimizer& opt, const StepInput& in,
@@ -150,8 +158,9 @@ StepResult train_step(StepState& state, Model& net, Optimizer& opt, const StepIn
     return r;
   };
 
-  const Tensor& labels = state.device_labels(in.labels);
-  const Tensor& logits = net.forward(in.images, /*train=*/true);
+  const StepState::DeviceBatch batch = state.device_batch(in.images, in.labels);
+  const Tensor& labels = batch.labels;
+  const Tensor& logits = net.forward(batch.images, /*train=*/true);
   if (state.probs_.shape() != logits.shape()) {
     state.probs_ = Tensor(logits.shape(), logits.dtype(), logits.device());
     state.dlogits_ = Tensor(logits.shape(), logits.dtype(), logits.device());

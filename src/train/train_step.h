@@ -62,7 +62,7 @@ struct StepResult {
   int64_t images = 0;
 };
 
-// The buffers a step reuses: probabilities, logit gradients, the labels on the device and (for
+// The buffers a step reuses: probabilities, logit gradients, the batch on the device and (for
 // skip_batch) a copy of the BN buffers. Allocated when the batch size or the network changes,
 // never per step.
 class StepState {
@@ -73,11 +73,16 @@ class StepState {
  private:
   friend StepResult train_step(StepState&, Model&, Optimizer&, const StepInput&,
                                const std::function<void(const Model&)>&);
-  const Tensor& device_labels(const Tensor& labels);
+  struct DeviceBatch {
+    const Tensor& images;
+    const Tensor& labels;
+  };
+  // The batch on the backend's device (upload_batch for a host batch bound for a device).
+  DeviceBatch device_batch(const Tensor& images, const Tensor& labels);
 
   Backend& backend_;
   StepChecks checks_;
-  Tensor probs_, dlogits_, labels_, saved_buffers_;
+  Tensor probs_, dlogits_, images_, labels_, saved_buffers_;
 };
 
 // One step of `net` with `opt`. `after_forward` (optional) sees the network after a forward
