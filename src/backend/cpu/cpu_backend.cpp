@@ -99,42 +99,68 @@ void CpuBackend::do_conv2d_backward(const Tensor& x, const Tensor& w, const Tens
   });
 }
 
+namespace {
+
+// BN on raw buffers, plain or with the ReLU fused in (kRelu; y_relu is then the ReLU's output).
+template <bool kRelu>
+void bn_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                      Tensor& running_mean, Tensor& running_var, double momentum, double eps,
+                      Tensor& y, Tensor& save_mean, Tensor& save_invstd) {
+  const cpu::ChannelDims d = channel_dims(x);
+  dispatch_float(x, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::batchnorm_forward_train<kRelu, T>(
+        x.data<T>(), gamma.data<T>(), beta.data<T>(), running_mean.data<T>(), running_var.data<T>(),
+        momentum, eps, d, y.data<T>(), save_mean.data<T>(), save_invstd.data<T>());
+  });
+}
+
+template <bool kRelu>
+void bn_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                     const Tensor& running_mean, const Tensor& running_var, double eps, Tensor& y) {
+  const cpu::ChannelDims d = channel_dims(x);
+  dispatch_float(x, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::batchnorm_forward_eval<kRelu, T>(x.data<T>(), gamma.data<T>(), beta.data<T>(),
+                                          running_mean.data<T>(), running_var.data<T>(), eps, d,
+                                          y.data<T>());
+  });
+}
+
+template <bool kRelu>
+void bn_backward(const Tensor& x, const Tensor* y_relu, const Tensor& gamma,
+                 const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy, Tensor& dx,
+                 Tensor& dgamma, Tensor& dbeta) {
+  const cpu::ChannelDims d = channel_dims(x);
+  dispatch_float(x, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::batchnorm_backward<kRelu, T>(x.data<T>(), data_or_null<T>(y_relu), gamma.data<T>(),
+                                      save_mean.data<T>(), save_invstd.data<T>(), dy.data<T>(), d,
+                                      dx.data<T>(), dgamma.data<T>(), dbeta.data<T>());
+  });
+}
+
+}  // namespace
+
 void CpuBackend::do_batchnorm_forward_train(const Tensor& x, const Tensor& gamma,
                                             const Tensor& beta, Tensor& running_mean,
                                             Tensor& running_var, double momentum, double eps,
                                             Tensor& y, Tensor& save_mean, Tensor& save_invstd) {
-  const cpu::ChannelDims d = channel_dims(x);
-  dispatch_float(x, [&](auto tag) {
-    using T = decltype(tag);
-    cpu::batchnorm_forward_train<T>(x.data<T>(), gamma.data<T>(), beta.data<T>(),
-                                    running_mean.data<T>(), running_var.data<T>(), momentum, eps, d,
-                                    y.data<T>(), save_mean.data<T>(), save_invstd.data<T>());
-  });
+  bn_forward_train<false>(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
+                          save_invstd);
 }
 
 void CpuBackend::do_batchnorm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                            const Tensor& running_mean, const Tensor& running_var,
                                            double eps, Tensor& y) {
-  const cpu::ChannelDims d = channel_dims(x);
-  dispatch_float(x, [&](auto tag) {
-    using T = decltype(tag);
-    cpu::batchnorm_forward_eval<T>(x.data<T>(), gamma.data<T>(), beta.data<T>(),
-                                   running_mean.data<T>(), running_var.data<T>(), eps, d,
-                                   y.data<T>());
-  });
+  bn_forward_eval<false>(x, gamma, beta, running_mean, running_var, eps, y);
 }
 
 void CpuBackend::do_batchnorm_backward(const Tensor& x, const Tensor& gamma,
                                        const Tensor& save_mean, const Tensor& save_invstd,
                                        const Tensor& dy, Tensor& dx, Tensor& dgamma,
                                        Tensor& dbeta) {
-  const cpu::ChannelDims d = channel_dims(x);
-  dispatch_float(x, [&](auto tag) {
-    using T = decltype(tag);
-    cpu::batchnorm_backward<T>(x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
-                               save_invstd.data<T>(), dy.data<T>(), d, dx.data<T>(),
-                               dgamma.data<T>(), dbeta.data<T>());
-  });
+  bn_backward<false>(x, nullptr, gamma, save_mean, save_invstd, dy, dx, dgamma, dbeta);
 }
 
 void CpuBackend::do_batchnorm_relu_forward_train(const Tensor& x, const Tensor& gamma,
@@ -142,38 +168,21 @@ void CpuBackend::do_batchnorm_relu_forward_train(const Tensor& x, const Tensor& 
                                                  Tensor& running_var, double momentum, double eps,
                                                  Tensor& y, Tensor& save_mean,
                                                  Tensor& save_invstd) {
-  const cpu::ChannelDims d = channel_dims(x);
-  dispatch_float(x, [&](auto tag) {
-    using T = decltype(tag);
-    cpu::batchnorm_relu_forward_train<T>(
-        x.data<T>(), gamma.data<T>(), beta.data<T>(), running_mean.data<T>(), running_var.data<T>(),
-        momentum, eps, d, y.data<T>(), save_mean.data<T>(), save_invstd.data<T>());
-  });
+  bn_forward_train<true>(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
+                         save_invstd);
 }
 
 void CpuBackend::do_batchnorm_relu_forward_eval(const Tensor& x, const Tensor& gamma,
                                                 const Tensor& beta, const Tensor& running_mean,
                                                 const Tensor& running_var, double eps, Tensor& y) {
-  const cpu::ChannelDims d = channel_dims(x);
-  dispatch_float(x, [&](auto tag) {
-    using T = decltype(tag);
-    cpu::batchnorm_relu_forward_eval<T>(x.data<T>(), gamma.data<T>(), beta.data<T>(),
-                                        running_mean.data<T>(), running_var.data<T>(), eps, d,
-                                        y.data<T>());
-  });
+  bn_forward_eval<true>(x, gamma, beta, running_mean, running_var, eps, y);
 }
 
 void CpuBackend::do_batchnorm_relu_backward(const Tensor& x, const Tensor& y, const Tensor& gamma,
                                             const Tensor& save_mean, const Tensor& save_invstd,
                                             const Tensor& dy, Tensor& dx, Tensor& dgamma,
                                             Tensor& dbeta) {
-  const cpu::ChannelDims d = channel_dims(x);
-  dispatch_float(x, [&](auto tag) {
-    using T = decltype(tag);
-    cpu::batchnorm_relu_backward<T>(x.data<T>(), y.data<T>(), gamma.data<T>(), save_mean.data<T>(),
-                                    save_invstd.data<T>(), dy.data<T>(), d, dx.data<T>(),
-                                    dgamma.data<T>(), dbeta.data<T>());
-  });
+  bn_backward<true>(x, &y, gamma, save_mean, save_invstd, dy, dx, dgamma, dbeta);
 }
 
 void CpuBackend::do_relu_forward(const Tensor& x, Tensor& y) {

@@ -110,10 +110,12 @@ void grad_combine(const T* y, const T* dy, const T* x, int64_t len, double mean,
   }
 }
 
+}  // namespace
+
 template <bool kRelu, typename T>
-void bn_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
-                      double momentum, double eps, const ChannelDims& d, T* y, T* save_mean,
-                      T* save_invstd) {
+void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean,
+                             T* running_var, double momentum, double eps, const ChannelDims& d,
+                             T* y, T* save_mean, T* save_invstd) {
   const double count = static_cast<double>(d.n * d.plane);
   std::vector<double> sum(d.c, 0.0), sq(d.c, 0.0);
 #pragma omp parallel num_threads(threads_for(d.c, d.n* d.plane))
@@ -142,8 +144,8 @@ void bn_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean
 }
 
 template <bool kRelu, typename T>
-void bn_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
-                     const T* running_var, double eps, const ChannelDims& d, T* y) {
+void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, double eps, const ChannelDims& d, T* y) {
 #pragma omp parallel for schedule(static) num_threads(threads_for(d.c, d.n* d.plane))
   for (int64_t c = 0; c < d.c; ++c) {
     const double scale = gamma[c] / std::sqrt(static_cast<double>(running_var[c]) + eps);
@@ -160,8 +162,9 @@ void bn_forward_eval(const T* x, const T* gamma, const T* beta, const T* running
 //   dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma).
 // y is the fused ReLU's output (unused without kRelu).
 template <bool kRelu, typename T>
-void bn_backward(const T* x, const T* y, const T* gamma, const T* save_mean, const T* save_invstd,
-                 const T* dy, const ChannelDims& d, T* dx, T* dgamma, T* dbeta) {
+void batchnorm_backward(const T* x, const T* y, const T* gamma, const T* save_mean,
+                        const T* save_invstd, const T* dy, const ChannelDims& d, T* dx, T* dgamma,
+                        T* dbeta) {
   const double count = static_cast<double>(d.n * d.plane);
   std::vector<double> sum_dy(d.c, 0.0), sum_dy_xc(d.c, 0.0);
 #pragma omp parallel num_threads(threads_for(d.c, d.n* d.plane))
@@ -190,60 +193,17 @@ void bn_backward(const T* x, const T* y, const T* gamma, const T* save_mean, con
   }
 }
 
-}  // namespace
-
-template <typename T>
-void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean,
-                             T* running_var, double momentum, double eps, const ChannelDims& d,
-                             T* y, T* save_mean, T* save_invstd) {
-  bn_forward_train<false>(x, gamma, beta, running_mean, running_var, momentum, eps, d, y, save_mean,
-                          save_invstd);
-}
-template <typename T>
-void batchnorm_relu_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean,
-                                  T* running_var, double momentum, double eps, const ChannelDims& d,
-                                  T* y, T* save_mean, T* save_invstd) {
-  bn_forward_train<true>(x, gamma, beta, running_mean, running_var, momentum, eps, d, y, save_mean,
-                         save_invstd);
-}
-template <typename T>
-void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
-                            const T* running_var, double eps, const ChannelDims& d, T* y) {
-  bn_forward_eval<false>(x, gamma, beta, running_mean, running_var, eps, d, y);
-}
-template <typename T>
-void batchnorm_relu_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
-                                 const T* running_var, double eps, const ChannelDims& d, T* y) {
-  bn_forward_eval<true>(x, gamma, beta, running_mean, running_var, eps, d, y);
-}
-template <typename T>
-void batchnorm_backward(const T* x, const T* gamma, const T* save_mean, const T* save_invstd,
-                        const T* dy, const ChannelDims& d, T* dx, T* dgamma, T* dbeta) {
-  bn_backward<false>(x, static_cast<const T*>(nullptr), gamma, save_mean, save_invstd, dy, d, dx,
-                     dgamma, dbeta);
-}
-template <typename T>
-void batchnorm_relu_backward(const T* x, const T* y, const T* gamma, const T* save_mean,
-                             const T* save_invstd, const T* dy, const ChannelDims& d, T* dx,
-                             T* dgamma, T* dbeta) {
-  bn_backward<true>(x, y, gamma, save_mean, save_invstd, dy, d, dx, dgamma, dbeta);
-}
-
-#define ST_INSTANTIATE_BN(T)                                                                     \
-  template void batchnorm_forward_train<T>(const T*, const T*, const T*, T*, T*, double, double, \
-                                           const ChannelDims&, T*, T*, T*);                      \
-  template void batchnorm_forward_eval<T>(const T*, const T*, const T*, const T*, const T*,      \
-                                          double, const ChannelDims&, T*);                       \
-  template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*,          \
-                                      const ChannelDims&, T*, T*, T*);                           \
-  template void batchnorm_relu_forward_train<T>(const T*, const T*, const T*, T*, T*, double,    \
-                                                double, const ChannelDims&, T*, T*, T*);         \
-  template void batchnorm_relu_forward_eval<T>(const T*, const T*, const T*, const T*, const T*, \
-                                               double, const ChannelDims&, T*);                  \
-  template void batchnorm_relu_backward<T>(const T*, const T*, const T*, const T*, const T*,     \
-                                           const T*, const ChannelDims&, T*, T*, T*);
-ST_INSTANTIATE_BN(float)
-ST_INSTANTIATE_BN(double)
+#define ST_INSTANTIATE_BN(R, T)                                                                \
+  template void batchnorm_forward_train<R, T>(const T*, const T*, const T*, T*, T*, double,    \
+                                              double, const ChannelDims&, T*, T*, T*);         \
+  template void batchnorm_forward_eval<R, T>(const T*, const T*, const T*, const T*, const T*, \
+                                             double, const ChannelDims&, T*);                  \
+  template void batchnorm_backward<R, T>(const T*, const T*, const T*, const T*, const T*,     \
+                                         const T*, const ChannelDims&, T*, T*, T*);
+ST_INSTANTIATE_BN(false, float)
+ST_INSTANTIATE_BN(true, float)
+ST_INSTANTIATE_BN(false, double)
+ST_INSTANTIATE_BN(true, double)
 #undef ST_INSTANTIATE_BN
 
 }  // namespace st::cpu

@@ -28,30 +28,19 @@ struct ChannelDims {
   int64_t n = 0, c = 0, plane = 0;
 };
 
-template <typename T>
+// Batch normalization; with kRelu the ReLU that follows is fused into the same passes:
+// y = relu(bn(x)), and the backward takes that y (null without kRelu) and its gradient dy.
+template <bool kRelu, typename T>
 void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean,
                              T* running_var, double momentum, double eps, const ChannelDims& d,
                              T* y, T* save_mean, T* save_invstd);
-template <typename T>
+template <bool kRelu, typename T>
 void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
                             const T* running_var, double eps, const ChannelDims& d, T* y);
-template <typename T>
-void batchnorm_backward(const T* x, const T* gamma, const T* save_mean, const T* save_invstd,
-                        const T* dy, const ChannelDims& d, T* dx, T* dgamma, T* dbeta);
-
-// BN with the ReLU that follows it folded into the same passes: y = relu(bn(x)).
-// The backward takes that y and its gradient dy.
-template <typename T>
-void batchnorm_relu_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean,
-                                  T* running_var, double momentum, double eps, const ChannelDims& d,
-                                  T* y, T* save_mean, T* save_invstd);
-template <typename T>
-void batchnorm_relu_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean,
-                                 const T* running_var, double eps, const ChannelDims& d, T* y);
-template <typename T>
-void batchnorm_relu_backward(const T* x, const T* y, const T* gamma, const T* save_mean,
-                             const T* save_invstd, const T* dy, const ChannelDims& d, T* dx,
-                             T* dgamma, T* dbeta);
+template <bool kRelu, typename T>
+void batchnorm_backward(const T* x, const T* y, const T* gamma, const T* save_mean,
+                        const T* save_invstd, const T* dy, const ChannelDims& d, T* dx, T* dgamma,
+                        T* dbeta);
 
 template <typename T>
 void relu_forward(const T* x, int64_t n, T* y);
