@@ -16,6 +16,8 @@
 #   lr          the learning-rate study: SGD (momentum 0.9) and the adaptive optimizers that
 #               take L2 through the gradient (Adam, AdaGrad, RMSProp, AdaDelta, AdaMax), each
 #               over 4 rates of its usual range, L2 2e-2 (configs/sweeps/grid.sh lrgrid)
+#   parity      accuracy parity with PyTorch: configs/quickstart.json in both frameworks over
+#               seeds 1-5 (scripts/parity.sh, into OUT/parity; not in the default list)
 #   directions  the other directions around Adam lr 3e-3 / SGD lr 0.03 with L2 2e-2:
 #               regularization none / L2 / decoupled at a ladder of per-step decays, strength,
 #               batch 32 at equal epochs and at equal steps, width
@@ -95,7 +97,8 @@ for study in $studies; do
   case "$study" in
   lr) lr_grid >"$out/lr.txt" ;;
   directions) directions_grid >"$out/directions.txt" ;;
-  *) echo "make_results.sh: unknown study '$study' (lr, directions)" >&2 && exit 2 ;;
+  parity) ;; # scripts/parity.sh: its own config and seeds
+  *) echo "make_results.sh: unknown study '$study' (lr, directions, parity)" >&2 && exit 2 ;;
   esac
 done
 
@@ -107,8 +110,12 @@ if [ "$doc_only" = 0 ]; then
   for study in $studies; do
     start=$(date +%s)
     s=0
-    nice -n 10 bash configs/sweeps/run_grid.sh "$out/$study.txt" "$out/$study" --jobs "$jobs" \
-      --base "$base" --bin "$out/.bin/sparsetrain" -- --threads 1 || s=$?
+    if [ "$study" = parity ]; then
+      nice -n 10 bash scripts/parity.sh configs/quickstart.json 1,2,3,4,5 "$out/parity" || s=$?
+    else
+      nice -n 10 bash configs/sweeps/run_grid.sh "$out/$study.txt" "$out/$study" --jobs "$jobs" \
+        --base "$base" --bin "$out/.bin/sparsetrain" -- --threads 1 || s=$?
+    fi
     echo "$study $(($(date +%s) - start)) seconds, $(date -u +%Y-%m-%dT%H:%M:%SZ), jobs $jobs, exit $s" \
       >>"$out/wall_time.log"
     [ "$s" = 0 ] || status=$s
@@ -149,4 +156,5 @@ if [ ${#lr_dirs[@]} -gt 0 ]; then
 fi
 /usr/bin/python3 scripts/results_doc.py --report "$plots/report.json" --grouped "$plots/grouped.json" \
   --lr-grouped "$plots/lr_grouped.json" --runs "$out" --grids "$out"/*.txt --base "$base" \
-  --wall-log "$out/wall_time.log" --plots "$plots" --out docs/results.md --seeds "$seeds"
+  --wall-log "$out/wall_time.log" --plots "$plots" --out docs/results.md --seeds "$seeds" \
+  --parity "$out/parity/parity.json"

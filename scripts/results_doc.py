@@ -221,6 +221,36 @@ def regimes(argv):
     return 0
 
 
+def parity_row(parity):
+    """The parity line of the directions table, from scripts/parity_summary.py's parity.json."""
+    name = "Accuracy parity with PyTorch"
+    if parity is None:
+        return (f"| {name} | **not measured** | `scripts/parity.sh` trains the quickstart config "
+                "in both frameworks over seeds; it was not run for this page. |")
+    acc, dead = parity["test_accuracy_percent"], parity["dead_filters"]
+    ours, ref = acc["sparsetrain"], acc["pytorch"]
+
+    def cell(s, d):
+        return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} ({s['min']:.{d}f}–{s['max']:.{d}f})"
+
+    n = len(parity["seeds"])
+    lower = sum(o < r for o, r in zip(ours["values"], ref["values"]))
+    if ours["mean"] < ref["min"]:
+        verdict = "**fails**"
+    elif lower == n:
+        # Unpaired runs: were the frameworks alike, each seed's comparison would be a fair coin.
+        verdict = f"**within spread, but lower in all {n} seeds** (chance {0.5 ** n:.2g})"
+    else:
+        verdict = f"**holds** (lower in {lower} of {n} seeds)"
+    return (f"| {name} ({len(parity['seeds'])} seeds, configs/quickstart.json) | {verdict} | "
+            f"test accuracy %: sparsetrain {cell(ours, 2)}, {parity['pytorch']} {cell(ref, 2)}; "
+            f"dead filters: sparsetrain {cell(dead['sparsetrain'], 1)}, PyTorch "
+            f"{cell(dead['pytorch'], 1)}. Per seed, sparsetrain / PyTorch accuracy: "
+            + ", ".join(f"{o:.2f} / {r:.2f}" for o, r in zip(ours["values"], ref["values"]))
+            + ". Rule: fails when sparsetrain's mean accuracy is below PyTorch's lowest seed. "
+            "Same config; each framework draws its own subset and initialization per seed. |")
+
+
 def main(argv):
     if "--regimes" in argv:
         return regimes(argv)
@@ -235,6 +265,7 @@ def main(argv):
     p.add_argument("--plots", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", default="1 2 3")
+    p.add_argument("--parity", help="parity.json of scripts/parity.sh (optional)")
     a = p.parse_args(argv)
 
     report = read_json(a.report)
@@ -538,8 +569,7 @@ def main(argv):
     w("| Easier task gives more sparsity | **not measured** | No harder task was run in this "
       "budget (the only dataset installed is Fashion-MNIST; `grid.sh difficulty` builds "
       "harder synthetic 28x28 tasks for it). |")
-    w("| Accuracy parity with PyTorch over 5 seeds | **not measured** | Not run in this budget "
-      "(`scripts/sparsity_search_torch.py` trains the same network in PyTorch). |")
+    w(parity_row(read_json(a.parity) if a.parity and os.path.exists(a.parity) else None))
     w("")
 
     # --- the full aggregate ---------------------------------------------------------------
