@@ -337,6 +337,24 @@ TEST_CASE("bad inputs: exit code, message naming the file, nothing changed", "[b
   }
 }
 
+// stb_image built a JPEG Huffman table from counts totalling over 256 and wrote past its table
+// (fuzz_image finding, UBSan). The same with the segment itself running past the end of the file.
+TEST_CASE("fuzz regression: a JPEG Huffman table of over 256 codes is refused", "[bad_inputs]") {
+  const std::string many(
+      "\xff\xd8\xff\xff\xff\xc4\x01\x00\x00\x00\x00\x00\x00\x00\x00\x35\xff\xff\xff\xff"
+      "\xff\xff\xff\xff\xff\xff\xff\x00\x55\xd6\xc1\x04\xd9\x1b",
+      34);
+  CHECK_THROWS_WITH(
+      data::decode_image_bytes(std::vector<uint8_t>(many.begin(), many.end()), 3, "x.jpg"),
+      Catch::Contains("x.jpg") && Catch::Contains("past the end of the file"));
+  // A segment that fits the file but whose table counts total 270.
+  std::vector<uint8_t> dht = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00};
+  for (int i = 0; i < 16; ++i) dht.push_back(i == 15 ? 30 : 16);
+  dht.insert(dht.end(), {0xFF, 0xD9});
+  CHECK_THROWS_WITH(data::decode_image_bytes(dht, 3, "y.jpg"),
+                    Catch::Contains("y.jpg") && Catch::Contains("270 codes (at most 256)"));
+}
+
 }  // namespace
 }  // namespace st::test
 

@@ -904,6 +904,19 @@ TEST_CASE("config: train_subset and validation_split that do not fit the data ex
 
 // ---- hostile JSON -----------------------------------------------------------------------------
 
+// A number too large for a double is nlohmann's out_of_range, not a parse_error: it escaped the
+// config reader as a raw library exception (fuzz_config finding).
+TEST_CASE("config: a number out of double range is refused as invalid JSON", "[config]") {
+  try {
+    parse_json_text(R"({"data": {"synthetic": {"noise": 5E5555555555}}})", "exp.json");
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(std::string(e.what()), Catch::StartsWith("exp.json: not valid JSON") &&
+                                          Catch::Contains("number overflow") &&
+                                          !Catch::Contains("[json.exception"));
+  }
+}
+
 TEST_CASE("config: duplicate keys are refused with their JSON path", "[config]") {
   auto error = [](const std::string& text) {
     try {

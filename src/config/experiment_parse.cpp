@@ -354,7 +354,8 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& sourc
         text, [&tracker](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
           return tracker.on_event(depth, event, parsed);
         });
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double (1e999; fuzz_config).
     throw ConfigError(source, "", "not valid JSON: " + without_library_tag(e.what()));
   }
 }

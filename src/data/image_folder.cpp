@@ -72,6 +72,52 @@ void check_png_chunks(const std::vector<uint8_t>& b, const std::string& origin) 
   }
 }
 
+// stb_image (the 2022 version Debian ships) builds a JPEG Huffman table from its 16 code counts
+// without checking that they total at most 256, and writes past its 257-entry size table when
+// they do (found by fuzzing). Every marker segment must lie within the file, and every Huffman
+// table (DHT) must hold at most 256 codes and fit its segment. Entropy-coded data between
+// segments is skipped as decoders do: 0xFF 0x00 is a stuffed byte, 0xFF 0xD0-0xD7 a restart.
+void check_jpeg_segments(const std::vector<uint8_t>& b, const std::string& origin) {
+  if (b.size() < 2 || b[0] != 0xFF || b[1] != 0xD8) return;  // not JPEG
+  const auto fail = [&](std::size_t at, const std::string& what) {
+    throw InputError("image " + origin + ": JPEG " + what + " at byte " + std::to_string(at) +
+                     " (truncated or corrupt)");
+  };
+  std::size_t at = 2;
+  while (at < b.size()) {
+    if (b[at] != 0xFF) {  // scan data
+      ++at;
+      continue;
+    }
+    const std::size_t start = at;
+    std::size_t m = at + 1;
+    while (m < b.size() && b[m] == 0xFF) ++m;  // fill bytes
+    if (m == b.size()) return;
+    const uint8_t marker = b[m];
+    at = m + 1;
+    if (marker == 0xD9) return;  // end of image
+    // Markers without a segment: stuffed byte, TEM, restarts, start of image.
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;
+    if (b.size() - at < 2) fail(start, "segment header cut off");
+    const std::size_t len = (std::size_t{b[at]} << 8) | b[at + 1];
+    if (len < 2 || len > b.size() - at)
+      fail(start, "segment of " + std::to_string(len) + " bytes past the end of the file");
+    if (marker == 0xC4) {
+      const std::size_t end = at + len;
+      for (std::size_t t = at + 2; t < end;) {
+        if (end - t < 17) fail(t, "Huffman table header cut off");
+        std::size_t codes = 0;
+        for (std::size_t i = 1; i <= 16; ++i) codes += b[t + i];
+        if (codes > 256)
+          fail(t, "Huffman table of " + std::to_string(codes) + " codes (at most 256)");
+        if (codes > end - t - 17) fail(t, "Huffman table longer than its segment");
+        t += 17 + codes;
+      }
+    }
+    at += len;
+  }
+}
+
 }  // namespace
 
 DecodedImage decode_image_bytes(const std::vector<uint8_t>& bytes, int channels,
@@ -87,6 +133,7 @@ DecodedImage decode_image_bytes(const std::vector<uint8_t>& bytes, int channels,
   if (!png && !jpeg)
     throw InputError("image " + origin + ": cannot decode (not a PNG or JPEG file)");
   check_png_chunks(bytes, origin);
+  check_jpeg_segments(bytes, origin);
   const auto* data_in = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, file_channels = 0;
