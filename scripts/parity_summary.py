@@ -17,6 +17,12 @@ def stats(values):
             "min": min(values), "max": max(values), "n": len(values), "values": values}
 
 
+def cell(s, digits):
+    """mean ± std (min–max) of a stats() result."""
+    return (f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} "
+            f"({s['min']:.{digits}f}–{s['max']:.{digits}f})")
+
+
 def main(out, seeds):
     seeds = [int(s) for s in seeds.split(",")]
     acc = {"sparsetrain": [], "pytorch": []}
@@ -37,10 +43,6 @@ def main(out, seeds):
               "dead_filters": {k: stats(v) for k, v in dead.items()}}
     with open(f"{out}/parity.json", "w") as f:
         json.dump(result, f, indent=1)
-
-    def cell(s, digits):
-        return (f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} "
-                f"({s['min']:.{digits}f}–{s['max']:.{digits}f})")
 
     print(f"seeds {seeds}, {torch_version}")
     print("| framework | test accuracy % | dead filters (exact) |")

@@ -229,9 +229,7 @@ def parity_row(parity):
                 "in both frameworks over seeds; it was not run for this page. |")
     acc, dead = parity["test_accuracy_percent"], parity["dead_filters"]
     ours, ref = acc["sparsetrain"], acc["pytorch"]
-
-    def cell(s, d):
-        return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} ({s['min']:.{d}f}–{s['max']:.{d}f})"
+    from parity_summary import cell  # the same cells as parity.sh prints
 
     n = len(parity["seeds"])
     lower = sum(o < r for o, r in zip(ours["values"], ref["values"]))

@@ -341,6 +341,25 @@ TEST_CASE("cuda conv2d results are bitwise reproducible", "[cuda]") {
   CHECK(bitwise_equal(db1, db2));
 }
 
+namespace {
+
+// Batch-norm operands for x of shape xs, on the host: x, dy, gamma, beta and the running
+// statistics to start from.
+struct BnInputs {
+  Tensor x, dy, gamma, beta, running_mean, running_var;
+};
+BnInputs bn_inputs(const Shape& xs, uint64_t seed) {
+  const int64_t c = xs[1];
+  return {host_rand(xs, seed, -2.0f, 3.0f),
+          host_rand(xs, seed + 1),
+          host_rand({c}, seed + 2, 0.5f, 1.5f),
+          host_rand({c}, seed + 3),
+          host_rand({c}, seed + 4),
+          host_rand({c}, seed + 5, 0.5f, 2.0f)};
+}
+
+}  // namespace
+
 TEST_CASE("cuda batchnorm train - eval and backward match the CPU", "[cuda]") {
   if (skip_without_cuda()) return;
   auto dev = cuda_backend(false);
@@ -352,9 +371,7 @@ TEST_CASE("cuda batchnorm train - eval and backward match the CPU", "[cuda]") {
     seed += 10;
     const int64_t c = xs[1];
     const std::string name = "x " + shape_str(xs);
-    const Tensor x = host_rand(xs, seed, -2.0f, 3.0f), dy = host_rand(xs, seed + 1);
-    const Tensor gamma = host_rand({c}, seed + 2, 0.5f, 1.5f), beta = host_rand({c}, seed + 3);
-    const Tensor rm0 = host_rand({c}, seed + 4), rv0 = host_rand({c}, seed + 5, 0.5f, 2.0f);
+    const auto [x, dy, gamma, beta, rm0, rv0] = bn_inputs(xs, seed);
     const double momentum = 0.1, eps = 1e-5;
 
     Tensor rm_ref = f64(rm0), rv_ref = f64(rv0), y_ref(xs, DType::F64);
@@ -399,9 +416,7 @@ TEST_CASE("cuda fused batchnorm+relu matches the CPU and the two ops bit for bit
     seed += 10;
     const int64_t c = xs[1];
     const std::string name = "x " + shape_str(xs);
-    const Tensor x = host_rand(xs, seed, -2.0f, 3.0f), dy = host_rand(xs, seed + 1);
-    const Tensor gamma = host_rand({c}, seed + 2, 0.5f, 1.5f), beta = host_rand({c}, seed + 3);
-    const Tensor rm0 = host_rand({c}, seed + 4), rv0 = host_rand({c}, seed + 5, 0.5f, 2.0f);
+    const auto [x, dy, gamma, beta, rm0, rv0] = bn_inputs(xs, seed);
     const double momentum = 0.1, eps = 1e-5;
 
     // The reference: the CPU's fused op in F64 (itself checked against finite differences).
