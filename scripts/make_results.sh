@@ -17,10 +17,12 @@
 #               take L2 through the gradient (Adam, AdaGrad, RMSProp, AdaDelta, AdaMax), each
 #               over 4 rates of its usual range, L2 2e-2 (configs/sweeps/grid.sh lrgrid)
 #   parity      accuracy parity with PyTorch: configs/quickstart.json in both frameworks over
-#               seeds 1-5 (scripts/parity.sh, into OUT/parity; not in the default list)
+#               seeds 1-5 (scripts/parity.sh, into OUT/parity), and again with both on the
+#               first 10000 images (OUT/parity-first); not in the default list
 #   directions  the other directions around Adam lr 3e-3 / SGD lr 0.03 with L2 2e-2:
 #               regularization none / L2 / decoupled at a ladder of per-step decays, strength,
-#               batch 32 at equal epochs and at equal steps, width
+#               batch 32 at equal epochs and at equal steps, width, and a harder task (20 % and
+#               40 % of the training labels made wrong, data.label_noise)
 #
 # Every grid runs seed by seed (all settings at seed 1, then seed 2, ...), so a sweep cut
 # short still covers every setting. All runs share configs/sweeps/study_base.json.
@@ -72,6 +74,10 @@ directions_grid() {
     # Width: half and twice the base's eighth width.
     bash $g width --optimizers adam --strengths $lambda --values "0.0625 0.25" --lr adam=3e-3 \
       --seeds "$seeds"
+    # A harder task: the same images with 20 % and 40 % of the training labels made wrong
+    # (the clean task is the lr grid's line).
+    bash $g difficulty --optimizers "adam sgd" --strengths $lambda --values "0.2 0.4" \
+      --lr adam=3e-3 --lr sgd=0.03 --seeds "$seeds" | grep -v -- '-clean-s'
     bash $g batch --optimizers adam --strengths $lambda --values 32 --lr adam=3e-3 --seeds "$seeds" |
       sed -E 's/^([^ ]*)-bs32-s([0-9]+) /\1-bs32-steps-s\2 /; s/ training.seed=/ training.epochs=24 training.seed=/'
   } | by_seed
@@ -112,6 +118,9 @@ if [ "$doc_only" = 0 ]; then
     s=0
     if [ "$study" = parity ]; then
       nice -n 10 bash scripts/parity.sh configs/quickstart.json 1,2,3,4,5 "$out/parity" || s=$?
+      # The same, both frameworks on the same images: the file's first 10000.
+      nice -n 10 bash scripts/parity.sh configs/quickstart.json 1,2,3,4,5 "$out/parity-first" \
+        data.subset_mode=first || s=$?
     else
       nice -n 10 bash configs/sweeps/run_grid.sh "$out/$study.txt" "$out/$study" --jobs "$jobs" \
         --base "$base" --bin "$out/.bin/sparsetrain" -- --threads 1 || s=$?
@@ -157,4 +166,4 @@ fi
 /usr/bin/python3 scripts/results_doc.py --report "$plots/report.json" --grouped "$plots/grouped.json" \
   --lr-grouped "$plots/lr_grouped.json" --runs "$out" --grids "$out"/*.txt --base "$base" \
   --wall-log "$out/wall_time.log" --plots "$plots" --out docs/results.md --seeds "$seeds" \
-  --parity "$out/parity/parity.json"
+  --parity "$out/parity/parity.json" "$out/parity-first/parity.json"

@@ -38,7 +38,14 @@ def main(out, seeds):
         acc["pytorch"].append(100 * t["test_accuracy"])
         dead["pytorch"].append(t["dead_total"])
         torch_version = t["framework"]
+    # parity.sh writes the config both trained; the subset mode tells the two rows apart.
+    try:
+        data = json.load(open(f"{out}/config.json")).get("data", {})
+    except FileNotFoundError:
+        data = {}
     result = {"seeds": seeds, "pytorch": torch_version,
+              "subset_mode": data.get("subset_mode", "stratified"),
+              "train_subset": data.get("train_subset", 0),
               "test_accuracy_percent": {k: stats(v) for k, v in acc.items()},
               "dead_filters": {k: stats(v) for k, v in dead.items()}}
     with open(f"{out}/parity.json", "w") as f:

@@ -5,7 +5,7 @@
     /usr/bin/python3 scripts/parity_torch.py CONFIG.json SEED [--threads N]
 
 Reads the config keys a Fashion-MNIST BasicNet run uses (data.train_subset, data.subset_seed,
-normalize "computed", model.preset basicnet and width, optimizer adam or sgd with lr,
+data.subset_mode, normalize "computed", model.preset basicnet and width, optimizer adam or sgd with lr,
 regularization l2 lambda on every parameter, training.batch_size and epochs) and refuses any
 other value, so nothing is silently ignored. training.seed and data.subset_seed are replaced by
 SEED, as the sparsetrain side of the comparison does with --set. The network is
@@ -67,7 +67,7 @@ def read_config(path):
     data, model = cfg.get("data", {}), cfg.get("model", {})
     opt, reg, train = cfg.get("optimizer", {}), cfg.get("regularization", {}), cfg["training"]
     require(data.get("kind") == "fashion-mnist", "data.kind must be fashion-mnist")
-    require(data.get("subset_mode", "stratified") == "stratified", "data.subset_mode")
+    require(data.get("subset_mode", "stratified") in ("stratified", "first"), "data.subset_mode")
     require(data.get("validation_split", 0) == 0, "data.validation_split")
     aug = data.get("augmentation", {})
     require(set(aug) <= {"normalize"} and aug.get("normalize", "computed") == "computed",
@@ -80,6 +80,7 @@ def read_config(path):
     require(set(train) <= {"batch_size", "epochs", "seed"}, "training keys beyond batch, epochs, seed")
     return {
         "subset": data.get("train_subset", 0),
+        "subset_first": data.get("subset_mode", "stratified") == "first",
         "width": model.get("width", 1.0),
         "opt": opt["name"],
         "lr": opt["lr"],
@@ -119,7 +120,11 @@ def main():
 
     x_all, y_all = load("train")
     x_test, y_test = load("t10k")
-    idx = stratified_subset(y_all, cfg["subset"], a.seed) if cfg["subset"] else None
+    idx = None
+    if cfg["subset"] and cfg["subset_first"]:
+        idx = torch.arange(cfg["subset"])  # sparsetrain's subset_mode "first": the file's first N
+    elif cfg["subset"]:
+        idx = stratified_subset(y_all, cfg["subset"], a.seed)
     x, y = (x_all[idx], y_all[idx]) if idx is not None else (x_all, y_all)
     mean, std = x.mean().item(), x.std(unbiased=False).item()
     x, x_test = (x - mean) / std, (x_test - mean) / std

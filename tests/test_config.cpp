@@ -1034,3 +1034,31 @@ TEST_CASE("config: data.subset_mode \"first\" trains on the first images in file
       load_experiment_data(parse(with(minimal(), "data.train_subset=40")).data);
   CHECK(drawn.train.pixels != head.train.pixels);
 }
+
+TEST_CASE("config: data.label_noise makes training labels wrong, not validation or test",
+          "[config][data]") {
+  // At 0 the key is not in the fingerprint, so runs made before it keep theirs and resume.
+  const json none = with(minimal(), "data.label_noise=0");
+  CHECK(to_json(parse(none))["data"]["label_noise"] == 0);
+  CHECK(config_fingerprint(parse(none)) == config_fingerprint(parse(minimal())));
+  const json split = with(minimal(), "data.validation_split=0.25");
+  const ExperimentConfig noisy = parse(with(split, "data.label_noise=0.3"));
+  CHECK(noisy.data.label_noise == 0.3);
+  CHECK(to_json(noisy)["data"]["label_noise"] == 0.3);
+  CHECK(config_fingerprint(noisy) != config_fingerprint(parse(split)));
+  CHECK_THAT(parse_error(with(minimal(), "data.label_noise=1")),
+             Catch::StartsWith("exp.json: data.label_noise:"));
+
+  const ExperimentData clean_data = load_experiment_data(parse(split).data);
+  const ExperimentData noisy_data = load_experiment_data(noisy.data);
+  REQUIRE(noisy_data.validation.has_value());
+  CHECK(noisy_data.validation->labels == clean_data.validation->labels);
+  CHECK(noisy_data.test->labels == clean_data.test->labels);
+  CHECK(noisy_data.train.pixels == clean_data.train.pixels);
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < clean_data.train.size(); ++i)
+    wrong += noisy_data.train.labels[i] != clean_data.train.labels[i];
+  // floor(0.3 x the training part), independently of how the code rounds.
+  CHECK(wrong == clean_data.train.size() * 3 / 10);
+  CHECK(wrong > 0);
+}

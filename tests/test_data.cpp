@@ -607,6 +607,50 @@ TEST_CASE("subsets and validation splits are seeded and exact", "[data][dataset]
   REQUIRE_THROWS_WITH(split_validation(d, 101, 5), Contains("101"));
 }
 
+TEST_CASE("label noise makes exactly the asked-for labels wrong, over the other classes",
+          "[data][dataset]") {
+  const Dataset d = tiny_dataset(400, 1, 2, 2, 4);
+  Dataset noisy = d;
+  const std::vector<int64_t> changed = corrupt_labels(noisy, 100, 7);
+  REQUIRE(changed.size() == 100);
+  REQUIRE(std::is_sorted(changed.begin(), changed.end()));
+  const std::set<int64_t> picked(changed.begin(), changed.end());
+  REQUIRE(picked.size() == 100);
+  for (int64_t i = 0; i < d.size(); ++i) {
+    if (picked.count(i)) {
+      REQUIRE(noisy.labels[i] != d.labels[i]);
+      REQUIRE(noisy.labels[i] >= 0);
+      REQUIRE(noisy.labels[i] < 4);
+    } else {
+      REQUIRE(noisy.labels[i] == d.labels[i]);
+    }
+  }
+  REQUIRE(noisy.pixels == d.pixels);
+  Dataset again = d, other = d;
+  corrupt_labels(again, 100, 7);
+  corrupt_labels(other, 100, 8);
+  REQUIRE(again.labels == noisy.labels);
+  REQUIRE(other.labels != noisy.labels);
+
+  // Every label changed, 3 classes: each true class's 2000 go to the 2 others about half and
+  // half (binomial sd 22; 5 sd allowed).
+  const Dataset three = tiny_dataset(6000, 1, 1, 1, 3);
+  Dataset all = three;
+  corrupt_labels(all, all.size(), 1);
+  std::vector<int> moved(9, 0);
+  for (int64_t i = 0; i < three.size(); ++i) moved[three.labels[i] * 3 + all.labels[i]]++;
+  for (int from = 0; from < 3; ++from) {
+    for (int to = 0; to < 3; ++to) {
+      const int n = moved[from * 3 + to];
+      REQUIRE((from == to ? n == 0 : std::abs(n - 1000) < 112));
+    }
+  }
+  REQUIRE_THROWS_WITH(corrupt_labels(noisy, 401, 7), Contains("401"));
+  Dataset one_class = tiny_dataset(10, 1, 1, 1, 1);
+  REQUIRE_THROWS_WITH(corrupt_labels(one_class, 1, 7), Contains("2 classes"));
+  REQUIRE(corrupt_labels(one_class, 0, 7).empty());
+}
+
 TEST_CASE("seeded permutations are uniform enough and deterministic", "[data][dataset]") {
   // Position counts of element 0 over many seeds: each of 5 places about 1/5 of the time.
   std::vector<int> where(5, 0);

@@ -11,8 +11,9 @@
 #   lrgrid      learning rate, absolute: each optimizer over its own grid of --lr-grid OPT="LIST"
 #               (defaults span each optimizer's usual range, 4 rates each; names end -lrVALUE)
 #   width       network width       (--values, default "0.125 0.25 0.5")
-#   difficulty  task difficulty: Fashion-MNIST, then synthetic 28x28 10-class data at the noise
-#               levels of --values (default "1 2 4"; more noise is harder)
+#   difficulty  task difficulty: the base data, then the same images with a fraction --values
+#               (default "0.2 0.4") of the training labels made wrong (data.label_noise;
+#               validation and test labels stay true), a harder task
 #
 # Defaults: --optimizers "sgd adam adamw adagrad rmsprop adadelta adamax",
 # --regs "none l2 decoupled", --strengths "1e-4 5e-4 1e-3" for the paper study; the side
@@ -75,7 +76,7 @@ batch | lr | width | difficulty)
   batch) values="16 32 64 128" ;;
   lr) values="0.3 1 3" ;;
   width) values="0.125 0.25 0.5" ;;
-  difficulty) values="1 2 4" ;;
+  difficulty) values="0.2 0.4" ;;
   esac
   ;;
 -h | --help) usage ;;
@@ -168,12 +169,8 @@ emit_study() {
     ;;
   width) for v in $values; do emit "-w$v" "model.width=$v"; done ;;
   difficulty)
-    emit "-fmnist" ""
-    for v in $values; do
-      emit "-synth-noise$v" "data.kind=synthetic data.synthetic.channels=1 \
-data.synthetic.height=28 data.synthetic.width=28 data.synthetic.classes=10 \
-data.synthetic.train_size=10000 data.synthetic.test_size=2000 data.synthetic.noise=$v"
-    done
+    emit "-clean" ""
+    for v in $values; do emit "-labelnoise$v" "data.label_noise=$v"; done
     ;;
   esac
 }

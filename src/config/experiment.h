@@ -69,6 +69,7 @@ struct DataConfig {
   // data.subset_mode "first": the first train_subset images in file order, not a draw.
   bool subset_first = false;
   double validation_split = 0.0;  // fraction of the training set held out, in [0, 1)
+  double label_noise = 0.0;       // fraction of training labels made wrong, in [0, 1)
   AugmentationConfig augmentation;
   LoaderConfig loader;
   // The config file this came from, for errors found when the data is opened. Not a key.

@@ -145,6 +145,14 @@ Field<S> untracked(Field<S> f) {
   return f;
 }
 
+// A key added after runs were made: in the fingerprint (and the resume check) only where it
+// changes training, so that runs made before it keep their fingerprint and still resume.
+template <class S>
+Field<S> tracked_when(Field<S> f, std::function<bool(const ExperimentConfig&)> changes_training) {
+  f.fingerprint = std::move(changes_training);
+  return f;
+}
+
 // ---- data -------------------------------------------------------------------------------------
 
 std::string default_data_path(DataKind kind) {
@@ -353,6 +361,10 @@ Schema<DataConfig> make_data_schema() {
       number<S>(
           "validation_split", [](auto& d) -> auto& { return d.validation_split; },
           NumberRange::unit_right_open(), constant<S>(0.0)),
+      tracked_when<S>(number<S>(
+                          "label_noise", [](auto& d) -> auto& { return d.label_noise; },
+                          NumberRange::unit_right_open(), constant<S>(0.0)),
+                      [](const ExperimentConfig& c) { return c.data.label_noise != 0; }),
       section<S>(
           "augmentation", [](auto& d) -> auto& { return d.augmentation; }, augmentation_schema),
       untracked(section<S>(

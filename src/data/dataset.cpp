@@ -209,6 +209,27 @@ TrainValidation split_validation(const Dataset& d, int64_t validation_size, uint
   return out;
 }
 
+std::vector<int64_t> corrupt_labels(Dataset& d, int64_t count, uint64_t seed) {
+  if (count < 0 || count > d.size()) {
+    throw std::invalid_argument(dataset_label(d) + ": cannot relabel " + std::to_string(count) +
+                                " samples out of " + std::to_string(d.size()));
+  }
+  if (count > 0 && d.classes < 2) {
+    throw std::invalid_argument(dataset_label(d) + ": label noise needs at least 2 classes");
+  }
+  std::vector<int64_t> picked = seeded_permutation(d.size(), seed, /*stream=*/0x1AB);
+  picked.resize(count);
+  std::sort(picked.begin(), picked.end());
+  const uint64_t key = splitmix64(seed ^ 0x1ABE1ull);
+  for (int64_t i : picked) {
+    // A draw over the classes - 1 others, shifted past the true label.
+    const uint64_t r = splitmix64(key ^ splitmix64(static_cast<uint64_t>(i)));
+    const int32_t other = static_cast<int32_t>(r % static_cast<uint64_t>(d.classes - 1));
+    d.labels[i] = other >= d.labels[i] ? other + 1 : other;
+  }
+  return picked;
+}
+
 ChannelStats compute_channel_stats(const Dataset& d) {
   if (d.size() == 0) throw std::invalid_argument(dataset_label(d) + ": no samples for stats");
   const int64_t plane = int64_t{d.height} * d.width;

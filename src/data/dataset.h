@@ -67,6 +67,12 @@ struct TrainValidation {
 TrainValidation split_validation(const Dataset& d, int64_t validation_size, uint64_t seed,
                                  bool stratified = false);
 
+// A harder task from the same images: `count` samples, drawn by a seeded permutation, get a
+// label drawn uniformly from the other classes (so each of them is wrong). Returns the
+// indices changed, in increasing order. Throws std::invalid_argument when count is out of
+// [0, size()] or the set has fewer than 2 classes.
+std::vector<int64_t> corrupt_labels(Dataset& d, int64_t count, uint64_t seed);
+
 // Per-channel mean and standard deviation (population) of pixel / 255, in double precision.
 struct ChannelStats {
   std::vector<float> mean;

@@ -101,6 +101,13 @@ ExperimentData load_experiment_data(const DataConfig& c) {
     train = std::move(split.train);
     out.validation = std::move(split.validation);
   }
+  if (c.label_noise > 0) {
+    // After the split, so that validation and test keep their true labels; the same images
+    // and subset as without noise, only the training labels differ.
+    const auto n = static_cast<int64_t>(c.label_noise * static_cast<double>(train.size()));
+    data::corrupt_labels(train, n, c.subset_seed + 2);
+    train.description += " (" + std::to_string(n) + " labels made wrong)";
+  }
   out.train = std::move(train);
   const NormalizeConfig& n = c.augmentation.normalize;
   if (n.mode == NormalizeMode::Computed) {
