@@ -1015,10 +1015,10 @@ TEST_CASE("config: a description is a note, not a payload", "[config]") {
 
 TEST_CASE("config: data.subset_mode \"first\" trains on the first images in file order",
           "[config][data]") {
-  CHECK_FALSE(parse(minimal()).data.subset_first);
+  CHECK(parse(minimal()).data.subset_mode == SubsetMode::Stratified);
   const ExperimentConfig first =
       parse(with(with(minimal(), "data.train_subset=40"), "data.subset_mode=first"));
-  CHECK(first.data.subset_first);
+  CHECK(first.data.subset_mode == SubsetMode::First);
   CHECK(to_json(first)["data"]["subset_mode"] == "first");
   CHECK_THAT(parse_error(with(minimal(), "data.subset_mode=head")),
              Catch::StartsWith("exp.json: data.subset_mode:"));

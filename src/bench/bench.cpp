@@ -19,7 +19,7 @@
 #include "backend/cpu/denormals.h"
 #include "backend/cpu/gemm/gemm_bench.h"
 #include "backend/cpu/layer_bench.h"
-#include "cli/bench_profile.h"
+#include "bench/profiling_backend.h"
 #include "config/experiment.h"
 #include "data/loader.h"
 #include "data/synthetic.h"

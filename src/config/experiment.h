@@ -23,6 +23,8 @@ constexpr int kConfigVersion = 1;
 
 enum class DataKind { FashionMnist, Mnist, Cifar10, Cifar100, ImageFolder, Synthetic };
 enum class Cifar100Label { Fine, Coarse };
+// How data.train_subset images are chosen: a seeded stratified draw, or the file's first N.
+enum class SubsetMode { Stratified, First };
 enum class NormalizeMode { None, Computed, Given };
 
 struct ImageFolderOptions {
@@ -66,8 +68,7 @@ struct DataConfig {
   SyntheticOptions synthetic;
   int64_t train_subset = 0;  // use this many training images (0 = all)
   uint64_t subset_seed = 0;
-  // data.subset_mode "first": the first train_subset images in file order, not a draw.
-  bool subset_first = false;
+  SubsetMode subset_mode = SubsetMode::Stratified;
   double validation_split = 0.0;  // fraction of the training set held out, in [0, 1)
   double label_noise = 0.0;       // fraction of training labels made wrong, in [0, 1)
   AugmentationConfig augmentation;

@@ -12,6 +12,12 @@ const NameTable<DataKind>& data_kind_table() {
   return table;
 }
 
+const NameTable<SubsetMode>& subset_mode_table() {
+  static const NameTable<SubsetMode> table = {{SubsetMode::Stratified, "stratified"},
+                                              {SubsetMode::First, "first"}};
+  return table;
+}
+
 const NameTable<Cifar100Label>& cifar100_label_table() {
   static const NameTable<Cifar100Label> table = {{Cifar100Label::Fine, "fine"},
                                                  {Cifar100Label::Coarse, "coarse"}};

@@ -32,6 +32,7 @@ const OptimizerInfo& optimizer_info(OptimizerName name);
 
 const NameTable<DataKind>& data_kind_table();
 const NameTable<Cifar100Label>& cifar100_label_table();
+const NameTable<SubsetMode>& subset_mode_table();
 const NameTable<OptimizerName>& optimizer_table();
 const NameTable<RegKind>& reg_kind_table();
 const NameTable<ParamGroup>& param_group_table();

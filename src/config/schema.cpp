@@ -351,13 +351,9 @@ Schema<DataConfig> make_data_schema() {
       integer<S>(
           "subset_seed", [](auto& d) -> auto& { return d.subset_seed; }, 0, kMaxInt64,
           constant<S>(0)),
-      custom<S>(
-          "subset_mode", constant<S>("stratified"),
-          [](const JsonReader& r, S& d, const SchemaContext&) {
-            d.subset_first =
-                r.choice("subset_mode", {"stratified", "first"}, "stratified") == "first";
-          },
-          [](const S& d) { return json(d.subset_first ? "first" : "stratified"); }),
+      choice<S>(
+          "subset_mode", [](auto& d) -> auto& { return d.subset_mode; }, subset_mode_table,
+          constant<S>("stratified")),
       number<S>(
           "validation_split", [](auto& d) -> auto& { return d.validation_split; },
           NumberRange::unit_right_open(), constant<S>(0.0)),

@@ -86,7 +86,7 @@ ExperimentData load_experiment_data(const DataConfig& c) {
                           std::to_string(train.size()));
   }
   if (c.train_subset > 0 && c.train_subset < train.size())
-    train = c.subset_first
+    train = c.subset_mode == SubsetMode::First
                 ? data::take_first(train, c.train_subset)
                 : data::random_subset(train, c.train_subset, c.subset_seed, /*stratified=*/true);
   if (c.validation_split > 0) {

@@ -1,4 +1,4 @@
-#include "cli/bench_profile.h"
+#include "bench/profiling_backend.h"
 
 namespace st {
 
