@@ -363,13 +363,18 @@ namespace {
 
 TEST_CASE("bounded JSON: depth, duplicate keys, no library text", "[bad_inputs]") {
   const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
-  CHECK(json_depth(parse_json_checked(nested(kMaxJsonDepth), "f.json")) == kMaxJsonDepth);
+  const nlohmann::json deepest = parse_json_checked(nested(kMaxJsonDepth), "f.json");
+  CHECK_FALSE(json_nested_deeper_than(deepest, kMaxJsonDepth));
+  // The innermost array is the 64th level: its path has 63 indexes.
+  std::string path;
+  for (int i = 1; i < kMaxJsonDepth; ++i) path += "[0]";
+  CHECK(json_nested_deeper_than(deepest, kMaxJsonDepth - 1) == path);
   CHECK_THROWS_WITH(parse_json_checked(nested(kMaxJsonDepth + 1), "f.json"),
                     Catch::Contains("f.json") && Catch::Contains("deeper than 64"));
   // Deep enough to exhaust the stack of a recursive parser or destructor.
   CHECK_THROWS_AS(parse_json_checked(nested(1'000'000), "f.json"), InputError);
   CHECK_THROWS_WITH(parse_json_checked(R"({"a":{"b":1,"b":2}})", "f.json"),
-                    Catch::Contains("'b' appears twice"));
+                    Catch::Contains("f.json: a.b: duplicate key \"b\""));
   // Equal keys in sibling objects are fine.
   CHECK_NOTHROW(parse_json_checked(R"([{"b":1},{"b":2}])", "f.json"));
   CHECK_THROWS_WITH(

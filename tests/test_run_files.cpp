@@ -72,6 +72,10 @@ TEST_CASE("metrics.jsonl: a torn last line is dropped, any other bad line refuse
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"{\"epoch\":1}\ngarbage\n{\"epoch\":3}\n", "line 2: not valid JSON"},
       {"{\"epoch\":1}\n\n", "line 2: not valid JSON"},
+      // Strict JSON (io/json_text.h): a repeated key, and nesting a run file never has.
+      {"{\"epoch\":1,\"epoch\":2}\n", "line 1: epoch: duplicate key"},
+      {"{\"epoch\":1,\"x\":" + std::string(100, '[') + std::string(100, ']') + "}\n",
+       "line 1: x[0][0]"},
       {"[1,2]\n", "line 1: expected a JSON object"},
       {"{\"loss\":1}\n", "line 1: epoch: missing required key"},
       {"{\"epoch\":1099511627776}\n", "line 1: epoch"},

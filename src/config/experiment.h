@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "config/config_error.h"
-#include "io/validate.h"
+#include "io/json_text.h"
 #include "optim/optim_types.h"
 #include "optim/schedule.h"
 
@@ -235,11 +235,12 @@ struct ParseOptions {
   bool check_model = true;
 };
 
-// JSON nested deeper than kMaxJsonDepth (io/validate.h) is refused (a config is about 5 levels
+// JSON nested deeper than kMaxJsonDepth (io/json_text.h) is refused (a config is about 5 levels
 // deep); bounding it keeps every recursive walk of a parsed document off the stack's limit.
 
-// Parses JSON text strictly: a duplicate key in an object, nesting deeper than kMaxJsonDepth or a
-// syntax error is a ConfigError naming `source` and, where it applies, the JSON path.
+// Parses JSON text with parse_json_strict (io/json_text.h): a duplicate key in an object,
+// nesting deeper than kMaxJsonDepth or a syntax error is a ConfigError naming `source` and,
+// where it applies, the JSON path.
 nlohmann::json parse_json_text(const std::string& text, const std::string& source);
 // ConfigError naming `source` and the path when `value` nests deeper than `max_depth`; iterative.
 void check_json_depth(const nlohmann::json& value, const std::string& source,

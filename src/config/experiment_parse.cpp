@@ -170,76 +170,6 @@ void check_model(const ExperimentConfig& c, const std::string& source) {
 
 // ---- strict JSON text -------------------------------------------------------------------------
 
-// Follows the parser's events to know the JSON path of the value being parsed.
-class PathTracker {
- public:
-  explicit PathTracker(std::string source) : source_(std::move(source)) {}
-
-  bool on_event(int depth, nlohmann::json::parse_event_t event, const nlohmann::json& parsed) {
-    using E = nlohmann::json::parse_event_t;
-    switch (event) {
-      case E::object_start:
-      case E::array_start:
-        if (depth >= kMaxJsonDepth) {
-          throw ConfigError(source_, here(),
-                            "nested deeper than " + std::to_string(kMaxJsonDepth) +
-                                " levels; a config needs far fewer");
-        }
-        frames_.push_back({event == E::array_start, "", 0, {}});
-        break;
-      case E::key: {
-        Frame& f = frames_.back();
-        f.key = parsed.get<std::string>();
-        if (!f.keys.insert(f.key).second) {
-          throw ConfigError(source_, here(),
-                            "duplicate key \"" + f.key + "\" (a JSON object names each key once)");
-        }
-        break;
-      }
-      case E::object_end:
-      case E::array_end:
-        frames_.pop_back();
-        next_element();
-        break;
-      case E::value:
-        next_element();
-        break;
-    }
-    return true;
-  }
-
- private:
-  struct Frame {
-    bool is_array = false;
-    std::string key;
-    size_t index = 0;
-    std::set<std::string> keys;
-  };
-
-  void next_element() {
-    if (!frames_.empty() && frames_.back().is_array) ++frames_.back().index;
-  }
-  std::string here() const {
-    std::string path;
-    for (const Frame& f : frames_) {
-      path = f.is_array ? json_path_index(path, f.index) : json_path_join(path, f.key);
-    }
-    return path;
-  }
-
-  std::string source_;
-  std::vector<Frame> frames_;
-};
-
-// nlohmann's messages start with "[json.exception.parse_error.101] "; ours do not.
-std::string without_library_tag(const std::string& what) {
-  if (what.rfind("[json.exception.", 0) == 0) {
-    const size_t end = what.find("] ");
-    if (end != std::string::npos) return what.substr(end + 2);
-  }
-  return what;
-}
-
 // The images' channels, height and width: fixed by the dataset kind, or set by its options.
 struct ImageShape {
   int channels, height, width;
@@ -319,44 +249,24 @@ ExperimentConfig parse_experiment(const nlohmann::json& raw, const std::string& 
 }
 
 void check_json_depth(const nlohmann::json& value, const std::string& source, int max_depth) {
-  // Depth-first with an explicit stack: a hostile document must not exhaust the call stack.
-  struct Item {
-    const nlohmann::json* value;
-    int depth;
-    std::string path;
-  };
-  std::vector<Item> stack = {{&value, 0, ""}};
-  while (!stack.empty()) {
-    Item item = std::move(stack.back());
-    stack.pop_back();
-    if (!item.value->is_structured()) continue;
-    if (item.depth >= max_depth) {
-      throw ConfigError(
-          source, item.path,
-          "nested deeper than " + std::to_string(max_depth) + " levels; a config needs far fewer");
-    }
-    if (item.value->is_array()) {
-      for (size_t i = 0; i < item.value->size(); ++i) {
-        stack.push_back({&(*item.value)[i], item.depth + 1, json_path_index(item.path, i)});
-      }
-    } else {
-      for (auto it = item.value->begin(); it != item.value->end(); ++it) {
-        stack.push_back({&it.value(), item.depth + 1, json_path_join(item.path, it.key())});
-      }
-    }
+  if (auto path = json_nested_deeper_than(value, max_depth)) {
+    throw ConfigError(
+        source, *path,
+        "nested deeper than " + std::to_string(max_depth) + " levels; a config needs far fewer");
   }
 }
 
 nlohmann::json parse_json_text(const std::string& text, const std::string& source) {
-  PathTracker tracker(source);
   try {
-    return nlohmann::json::parse(
-        text, [&tracker](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-          return tracker.on_event(depth, event, parsed);
-        });
-  } catch (const nlohmann::json::exception& e) {
-    // parse_error, and out_of_range for a number too large for a double (1e999; fuzz_config).
-    throw ConfigError(source, "", "not valid JSON: " + without_library_tag(e.what()));
+    return parse_json_strict(text);
+  } catch (const JsonTextError& e) {
+    // A config is text a person wrote: the library's message (line and column) helps.
+    if (e.kind == JsonTextError::Kind::Syntax)
+      throw ConfigError(source, "", "not valid JSON: " + e.detail);
+    throw ConfigError(source, e.path,
+                      e.kind == JsonTextError::Kind::TooDeep
+                          ? std::string(e.what()) + "; a config needs far fewer"
+                          : std::string(e.what()));
   }
 }
 

@@ -47,14 +47,6 @@ std::string NumberRange::describe() const {
   return "";
 }
 
-std::string json_path_join(const std::string& parent, const std::string& key) {
-  return parent.empty() ? key : parent + "." + key;
-}
-
-std::string json_path_index(const std::string& parent, size_t index) {
-  return parent + "[" + std::to_string(index) + "]";
-}
-
 std::string describe_json_value(const nlohmann::json& value) {
   if (value.is_object()) return "an object";
   if (value.is_array()) return "an array of " + std::to_string(value.size());

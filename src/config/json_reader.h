@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "io/json_text.h"  // json_path_join, json_path_index
+
 namespace st {
 
 // An interval of allowed numbers, described in messages as "> 0", "in [0, 1)", ...
@@ -31,10 +33,6 @@ struct NumberRange {
   static constexpr double kInf = std::numeric_limits<double>::infinity();
 };
 
-// "optimizer" + "lr" -> "optimizer.lr"; "" + "data" -> "data".
-std::string json_path_join(const std::string& parent, const std::string& key);
-// "optimizer.betas" + 1 -> "optimizer.betas[1]".
-std::string json_path_index(const std::string& parent, size_t index);
 // A value as a message shows it: 1.5, "abc", true, null, an object, an array of 3.
 std::string describe_json_value(const nlohmann::json& value);
 

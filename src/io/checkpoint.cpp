@@ -55,7 +55,7 @@ void save_checkpoint(const std::string& path, const Model& model, const Optimize
   }
   // Never write metadata that Checkpoint::load would refuse (e.g. a deeply nested `extra`).
   validate_checkpoint_meta(meta, path);
-  if (json_depth(meta) > kMaxJsonDepth)
+  if (json_nested_deeper_than(meta))
     throw std::runtime_error(path + ": checkpoint metadata nests deeper than " +
                              std::to_string(kMaxJsonDepth) + " levels");
   write_safetensors(path, tensors, {{kMetaKey, meta.dump()}}, int64_state_keys(model));

@@ -391,7 +391,7 @@ std::vector<uint8_t> serialize_safetensors(
                            " bytes, more than the reader's limit of " +
                            std::to_string(kSafetensorsMaxHeader) +
                            " (is a metadata string, e.g. a description, huge?)");
-  if (json_depth(header) > kMaxJsonDepth)
+  if (json_nested_deeper_than(header))
     throw SafetensorsError("safetensors: the header nests deeper than " +
                            std::to_string(kMaxJsonDepth) + " levels");
   std::vector<uint8_t> out(8 + text.size() + offset);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 #include <vector>
 
 namespace st {
@@ -29,61 +28,12 @@ void check_range(int64_t value, int64_t lo, int64_t hi, const std::string& what)
                      ", " + std::to_string(hi) + "]");
 }
 
-namespace {
-
-// Thrown from inside the parser callback to stop parsing at once.
-struct JsonRefused {
-  std::string why;
-};
-
-}  // namespace
-
 json parse_json_checked(std::string_view text, const std::string& origin, int max_depth) {
-  // One key set per open object; arrays hold no keys, so the innermost object is on top.
-  std::vector<std::set<std::string>> open_objects;
-  const auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        // `depth` counts the containers already open; this one is one deeper.
-        if (depth + 1 > max_depth)
-          throw JsonRefused{"nests deeper than " + std::to_string(max_depth) + " levels"};
-        if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second)
-          throw JsonRefused{"key '" + parsed.get<std::string>() + "' appears twice in one object"};
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
   try {
-    return json::parse(text.begin(), text.end(), on_event);
-  } catch (const JsonRefused& r) {
-    throw InputError(origin + ": " + r.why);
-  } catch (const json::parse_error& e) {
-    throw InputError(origin + ": not valid JSON (error at byte " + std::to_string(e.byte) + ")");
-  } catch (const json::exception&) {
-    throw InputError(origin + ": not valid JSON");
+    return parse_json_strict(text, max_depth);
+  } catch (const JsonTextError& e) {
+    throw InputError(origin + ": " + (e.path.empty() ? "" : e.path + ": ") + e.what());
   }
-}
-
-int json_depth(const json& value) {
-  int deepest = 0;
-  std::vector<std::pair<const json*, int>> todo{{&value, 0}};
-  while (!todo.empty()) {
-    const auto [v, depth] = todo.back();
-    todo.pop_back();
-    if (!v->is_structured()) continue;
-    deepest = std::max(deepest, depth + 1);
-    for (const json& child : *v) todo.emplace_back(&child, depth + 1);
-  }
-  return deepest;
 }
 
 namespace {

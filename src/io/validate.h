@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "io/json_text.h"
 #include "tensor/tensor.h"
 
 namespace st {
@@ -21,10 +22,6 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Nesting bound for JSON read back from files: far above anything sparsetrain writes (a
-// checkpoint's metadata nests about 8 deep), far below what exhausts the stack.
-constexpr int kMaxJsonDepth = 64;
-
 // a * b, or InputError("<what>: size overflows 64 bits") when it does not fit.
 uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& what);
 // The product of `factors`, each checked.
@@ -32,14 +29,10 @@ uint64_t checked_product(std::initializer_list<uint64_t> factors, const std::str
 // Throws InputError("<what>: <value> is outside [lo, hi]") unless lo <= value <= hi.
 void check_range(int64_t value, int64_t lo, int64_t hi, const std::string& what);
 
-// Parses `text` as JSON. Throws InputError naming `origin` when it is not valid JSON, nests
-// deeper than `max_depth` (checked while parsing, before any deep value is built), or repeats
-// a key within one object. The message carries the byte position, never the library's text.
+// parse_json_strict for a file read back: InputError("<origin>: [<path>: ]<problem>"). A syntax
+// error carries the byte position, never the library's text (which quotes the hostile input).
 nlohmann::json parse_json_checked(std::string_view text, const std::string& origin,
                                   int max_depth = kMaxJsonDepth);
-
-// Nesting depth of a value (a scalar is 0, [] and {} are 1), computed without recursion.
-int json_depth(const nlohmann::json& value);
 
 // Throws InputError("<origin>: tensor '<name>' holds <NaN|inf> at index i") when a floating
 // tensor (CPU) holds a non-finite value; integer tensors always pass.

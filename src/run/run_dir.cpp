@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "io/json_text.h"
+
 namespace st {
 
 namespace {
@@ -74,9 +76,15 @@ nlohmann::json read_run_json(const std::string& path) {
   if (!in) throw RunFileError(path, "", "cannot be read");
   std::ostringstream text;
   text << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw RunFileError(path, "", "not valid JSON");
-  return j;
+  return parse_run_json(text.str(), path);
+}
+
+nlohmann::json parse_run_json(std::string_view text, const std::string& where) {
+  try {
+    return parse_json_strict(text);
+  } catch (const JsonTextError& e) {
+    throw RunFileError(where, e.path, e.what());
+  }
 }
 
 }  // namespace st

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config_error.h"
@@ -61,5 +62,7 @@ void append_jsonl(const std::string& path, const nlohmann::json& j);
 
 // Reads a whole JSON file; a missing, unreadable or malformed file is a RunFileError naming it.
 nlohmann::json read_run_json(const std::string& path);
+// parse_json_strict (io/json_text.h) for run files: RunFileError naming `where` and the path.
+nlohmann::json parse_run_json(std::string_view text, const std::string& where);
 
 }  // namespace st

@@ -129,8 +129,7 @@ MetricsFile read_metrics(const std::string& path) {
     const std::string_view text_line(all.data() + begin, end - begin);
     begin = end + 1;
     const std::string where = line_source(path, line);
-    json j = json::parse(text_line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) throw RunFileError(where, "", "not valid JSON");
+    json j = parse_run_json(text_line, where);
     as_run_file_error([&] { check_metrics_record(j, where); });
     const int64_t epoch = j.at("epoch").get<int64_t>();
     if (epoch <= previous)
