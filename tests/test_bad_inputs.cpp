@@ -27,6 +27,11 @@
 namespace st::test {
 namespace {
 
+// Decodes an image file held in a byte string, as the image-folder reader would.
+data::DecodedImage decode_bytes(const std::string& bytes, const std::string& name) {
+  return data::decode_image_bytes(std::vector<uint8_t>(bytes.begin(), bytes.end()), 3, name);
+}
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -344,9 +349,8 @@ TEST_CASE("fuzz regression: a JPEG Huffman table of over 256 codes is refused", 
       "\xff\xd8\xff\xff\xff\xc4\x01\x00\x00\x00\x00\x00\x00\x00\x00\x35\xff\xff\xff\xff"
       "\xff\xff\xff\xff\xff\xff\xff\x00\x55\xd6\xc1\x04\xd9\x1b",
       34);
-  CHECK_THROWS_WITH(
-      data::decode_image_bytes(std::vector<uint8_t>(many.begin(), many.end()), 3, "x.jpg"),
-      Catch::Contains("x.jpg") && Catch::Contains("past the end of the file"));
+  CHECK_THROWS_WITH(decode_bytes(many, "x.jpg"),
+                    Catch::Contains("x.jpg") && Catch::Contains("past the end of the file"));
   // A segment that fits the file but whose table counts total 270.
   std::vector<uint8_t> dht = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00};
   for (int i = 0; i < 16; ++i) dht.push_back(i == 15 ? 30 : 16);
@@ -481,17 +485,15 @@ TEST_CASE("fuzz regression: a PNG chunk longer than the file is refused", "[bad_
       "\x64\x62\x66\x61\x65\x63\x67\xe0\xe0\xe4\xe2\xe6\x00\x02\xe1\xe5\xe3\x07\x30\x00\x02\xd6\x00"
       "\x79\xd7\x8e\xa8\xff\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82",
       86);
-  const std::vector<uint8_t> bytes(png.begin(), png.end());
-  CHECK_THROWS_WITH(data::decode_image_bytes(bytes, 3, "x.png"),
+  CHECK_THROWS_WITH(decode_bytes(png, "x.png"),
                     Catch::Contains("x.png") && Catch::Contains("past the end of the file"));
   // The same with the chunk header itself cut off at the end of the file.
   const std::string cut(
       "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x02\x00\x00\x00"
       "\x02\x08\x06\x00\x00\x00\x72\xb6\x0d\x24\x45\x00\x00\x1a\x49\x44\x41\x54\x78\x9c\x21",
       44);
-  CHECK_THROWS_WITH(
-      data::decode_image_bytes(std::vector<uint8_t>(cut.begin(), cut.end()), 3, "y.png"),
-      Catch::Contains("y.png") && Catch::Contains("cut off"));
+  CHECK_THROWS_WITH(decode_bytes(cut, "y.png"),
+                    Catch::Contains("y.png") && Catch::Contains("cut off"));
 }
 
 }  // namespace
@@ -504,8 +506,7 @@ namespace {
 // stb's PNM parser. Only PNG and JPEG content is decoded.
 TEST_CASE("fuzz regression: an image that is neither PNG nor JPEG is refused", "[bad_inputs]") {
   const std::string pnm = "P6\n" + std::string(40, '1') + " 2\n255\n";
-  const std::vector<uint8_t> bytes(pnm.begin(), pnm.end());
-  CHECK_THROWS_WITH(data::decode_image_bytes(bytes, 3, "x.png"),
+  CHECK_THROWS_WITH(decode_bytes(pnm, "x.png"),
                     Catch::Contains("x.png") && Catch::Contains("not a PNG or JPEG"));
 }
 
