@@ -1,7 +1,7 @@
 // The CPU backend's fast paths against direct double-precision loops, on every
 // GEMM kernel set this CPU supports:
-// Winograd F(2x2, 3x3) convolution (odd sizes, every padding it takes, batches
-// that split into uneven image groups), grouped im2col lowering, the 2x2
+// Winograd F(2x2, 3x3) convolution in both layouts (odd sizes, every padding
+// it takes, batches that split into uneven image groups), grouped im2col lowering, the 2x2
 // max-pool path (ties, NaN, -inf; backward against the scatter), and batch norm on planes long
 // enough for the vectorized reductions, with a mean far from zero.
 #include <catch2/catch.hpp>
@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_winograd.h"
 #include "backend/cpu/gemm/gemm.h"
 #include "ops_test_util.h"
 
@@ -92,6 +93,11 @@ const Case kCases[] = {
     {{4, 16, 8, 8}, 17, geom(3, 3, 1, 1, 1, 1), "winograd, 16 -> 17"},
     {{3, 33, 6, 6}, 16, geom(3, 3, 1, 1, 1, 1), "winograd, 33 -> 16"},
     {{2, 8, 12, 12}, 33, geom(3, 3, 1, 1, 1, 1), "im2col, 8 -> 33"},
+    // Fewer than 16 channels on one side, 8 or more in, planes of 16x16 and up.
+    {{3, 8, 16, 16}, 12, geom(3, 3, 1, 1, 1, 1), "thin winograd, 8 -> 12"},
+    {{2, 13, 17, 19}, 17, geom(3, 3, 1, 1, 1, 1), "thin winograd, odd plane"},
+    {{2, 40, 18, 16}, 5, geom(3, 3, 1, 1, 0, 1), "thin winograd, 40 -> 5, padding 0x1"},
+    {{5, 9, 16, 17}, 64, geom(3, 3, 1, 1, 2, 2), "thin winograd, 9 -> 64, padding 2"},
 };
 
 }  // namespace
@@ -143,13 +149,63 @@ TEST_CASE("conv2d fast paths match direct loops", "[ops][fastpath]") {
   set_cpu_threads(saved);
 }
 
+// The thin-layer Winograd kernels called directly, on shapes the backend's
+// rule sends elsewhere too: one channel, planes of one pixel, every padding,
+// 64 channels (many slot blocks per image), planes not a multiple of the tile.
+TEST_CASE("thin-layer Winograd matches direct loops on any shape", "[ops][fastpath]") {
+  const int saved = cpu_threads();
+  const Case cases[] = {
+      {{3, 1, 5, 4}, 1, geom(3, 3, 1, 1, 1, 1), "1 -> 1"},
+      {{2, 3, 1, 1}, 4, geom(3, 3, 1, 1, 1, 1), "1x1 plane"},
+      {{2, 5, 2, 3}, 3, geom(3, 3, 1, 1, 2, 2), "padding 2"},
+      {{2, 16, 6, 7}, 16, geom(3, 3, 1, 1, 0, 0), "no padding"},
+      {{3, 17, 7, 5}, 19, geom(3, 3, 1, 1, 1, 0), "padding 1x0"},
+      {{2, 7, 9, 4}, 6, geom(3, 3, 1, 1, 0, 2), "padding 0x2"},
+      {{3, 64, 33, 31}, 64, geom(3, 3, 1, 1, 1, 1), "64 -> 64, many blocks"},
+      {{5, 8, 32, 32}, 16, geom(3, 3, 1, 1, 1, 1), "8 -> 16 @32x32"},
+  };
+  for (cpu::Isa isa : cpu::supported_isas()) {
+    cpu::ScopedIsa kernels(isa);
+    for (int threads : {1, 2, 3}) {
+      set_cpu_threads(threads);
+      for (const Case& k : cases) {
+        INFO(k.path << ": x " << shape_str(k.x) << " o " << k.o << " " << geom_str(k.g) << ", "
+                    << threads << " threads, kernels " << cpu::isa_name(isa));
+        const Shape ys{k.x[0], k.o, k.g.out_h(k.x[2]), k.g.out_w(k.x[3])};
+        Tensor x = random_tensor(k.x, DType::F32, 41),
+               w = random_tensor({k.o, k.x[1], 3, 3}, DType::F32, 42);
+        Tensor b = random_tensor({k.o}, DType::F32, 43), dy = random_tensor(ys, DType::F32, 44);
+        // Outputs start from garbage, to catch elements left unwritten.
+        Tensor y = random_tensor(ys, DType::F32, 45, 1e3, 2e3);
+        Tensor dx = random_tensor(x.shape(), DType::F32, 46, 1e3, 2e3);
+        Tensor dw = random_tensor(w.shape(), DType::F32, 47, 1e3, 2e3);
+        Tensor db = random_tensor(b.shape(), DType::F32, 48, 1e3, 2e3);
+        const ConvRef ref = direct_conv(x, w, b, dy, k.g);
+        cpu::WindowDims d;
+        d.n = k.x[0], d.c = k.x[1], d.h = k.x[2], d.w = k.x[3], d.o = k.o;
+        d.oh = ys[2], d.ow = ys[3], d.g = k.g;
+        cpu::thin_winograd_forward(x.data<float>(), w.data<float>(), b.data<float>(), d,
+                                   y.data<float>());
+        cpu::thin_winograd_backward(x.data<float>(), w.data<float>(), dy.data<float>(), d,
+                                    dx.data<float>(), dw.data<float>(), db.data<float>());
+        CHECK(scaled_diff(y, ref.y) < 1e-5);
+        CHECK(scaled_diff(dx, ref.dx) < 1e-5);
+        CHECK(scaled_diff(dw, ref.dw) < 1e-5);
+        CHECK(scaled_diff(db, ref.db) < 1e-5);
+      }
+    }
+  }
+  set_cpu_threads(saved);
+}
+
 TEST_CASE("convolutions are bitwise reproducible for a thread count and kernel set",
           "[ops][fastpath]") {
   auto be = make_cpu_backend();
   const int saved = cpu_threads();
   // Winograd, and im2col with a thin layer.
   for (const Case& k : {Case{{13, 16, 6, 6}, 24, geom(3, 3, 1, 1, 1, 1), "winograd"},
-                        Case{{13, 8, 9, 9}, 12, geom(3, 3, 1, 1, 1, 1), "im2col"}}) {
+                        Case{{13, 8, 9, 9}, 12, geom(3, 3, 1, 1, 1, 1), "im2col"},
+                        Case{{13, 8, 16, 16}, 12, geom(3, 3, 1, 1, 1, 1), "thin winograd"}}) {
     Tensor x = random_tensor(k.x, DType::F32, 31);
     Tensor w = random_tensor({k.o, k.x[1], 3, 3}, DType::F32, 32);
     const Shape ys{k.x[0], k.o, k.x[2], k.x[3]};

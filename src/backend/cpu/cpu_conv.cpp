@@ -8,6 +8,7 @@
 // single-threaded GEMM (gemm/gemm.h; OpenBLAS for F64) on its own scratch
 // buffers.
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -174,6 +175,8 @@ void gather_output_grad(const T* dy, const WindowDims& d, const Lowering& l, int
 
 template <typename T>
 void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y) {
+  if constexpr (std::is_same_v<T, float>)
+    if (thin_winograd_applies(d)) return thin_winograd_forward(x, w, bias, d, y);
   if (winograd_applies(d)) return winograd_conv_forward(x, w, bias, d, y);
   const int team = threads_for(d.n, d.o * unrolled_rows(d) * d.oh * d.ow);
   const Lowering l = plan_lowering(d, team);
@@ -200,6 +203,8 @@ void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, 
 template <typename T>
 void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T* dx, T* dw,
                      T* db) {
+  if constexpr (std::is_same_v<T, float>)
+    if (thin_winograd_applies(d)) return thin_winograd_backward(x, w, dy, d, dx, dw, db);
   if (winograd_applies(d)) return winograd_conv_backward(x, w, dy, d, dx, dw, db);
   const int64_t w_size = d.o * unrolled_rows(d), y_stride = d.o * d.oh * d.ow;
   const int team = threads_for(d.n, w_size * d.oh * d.ow * (dx ? 2 : 1));
@@ -252,17 +257,7 @@ void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T
         dw[i] = sum;
       }
     }
-    if (db) {
-#pragma omp for schedule(static)
-      for (int64_t o = 0; o < d.o; ++o) {
-        double sum = 0;
-        for (int64_t n = 0; n < d.n; ++n) {
-          const T* row = dy + n * y_stride + o * d.oh * d.ow;
-          for (int64_t i = 0; i < d.oh * d.ow; ++i) sum += row[i];
-        }
-        db[o] = static_cast<T>(sum);
-      }
-    }
+    if (db) conv_bias_grad(dy, d, db);
   }
 }
 

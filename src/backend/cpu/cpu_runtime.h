@@ -67,6 +67,8 @@ enum class Scratch {
   Plane,
   OutPlane,
   Bias,
+  PlaneGrad,
+  Tile,
   kCount
 };
 

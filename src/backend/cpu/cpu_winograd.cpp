@@ -382,9 +382,11 @@ void untransform_input_grads(const T* xg, const WindowDims& d, const Tiling& t, 
   }
 }
 
+}  // namespace
+
 // u[p][o][c] = (G w[o][c] G^T)[p], split across the calling team.
 template <typename T>
-void transform_kernels(const T* w, const WindowDims& d, T* u) {
+void winograd_transform_kernels(const T* w, const WindowDims& d, T* u) {
   T* gt = scratch<T>(Scratch::Rows, 9 * d.c);
 #pragma omp for schedule(static)
   for (int64_t o = 0; o < d.o; ++o) {
@@ -398,7 +400,7 @@ void transform_kernels(const T* w, const WindowDims& d, T* u) {
 // dw[o][c] = G^T m G with m the chunks' transformed-domain sums added in
 // chunk order, split across the calling team.
 template <typename T>
-void untransform_weight_grads(const T* acc, int64_t chunks, const WindowDims& d, T* dw) {
+void winograd_untransform_weight_grads(const T* acc, int64_t chunks, const WindowDims& d, T* dw) {
   const int64_t u_size = kPoints * d.o * d.c;
   T* m = scratch<T>(Scratch::Rows, (kPoints + 9) * d.c);
   T* gt = m + kPoints * d.c;
@@ -418,13 +420,29 @@ void untransform_weight_grads(const T* acc, int64_t chunks, const WindowDims& d,
   }
 }
 
-}  // namespace
+// db[o] = sum of dy over images and the plane, in double, split across the calling team.
+template <typename T>
+void conv_bias_grad(const T* dy, const WindowDims& d, T* db) {
+  const int64_t plane = d.oh * d.ow;
+#pragma omp for schedule(static)
+  for (int64_t o = 0; o < d.o; ++o) {
+    double sum = 0;
+    for (int64_t n = 0; n < d.n; ++n) {
+      const T* row = dy + (n * d.o + o) * plane;
+      for (int64_t i = 0; i < plane; ++i) sum += row[i];
+    }
+    db[o] = static_cast<T>(sum);
+  }
+}
+
+bool winograd_geometry(const WindowDims& d) {
+  return d.g.kh == 3 && d.g.kw == 3 && d.g.stride_h == 1 && d.g.stride_w == 1 && d.g.pad_h <= 2 &&
+         d.g.pad_w <= 2 && d.oh > 0 && d.ow > 0 && d.n > 0;
+}
 
 bool winograd_applies(const WindowDims& d) {
   // Below 16 channels the GEMMs' inner dimension is too short to gain.
-  return d.g.kh == 3 && d.g.kw == 3 && d.g.stride_h == 1 && d.g.stride_w == 1 && d.g.pad_h <= 2 &&
-         d.g.pad_w <= 2 && d.c >= kWinogradMinChannels && d.o >= kWinogradMinChannels && d.oh > 0 &&
-         d.ow > 0 && d.n > 0;
+  return winograd_geometry(d) && d.c >= kWinogradMinChannels && d.o >= kWinogradMinChannels;
 }
 
 template <typename T>
@@ -435,7 +453,7 @@ void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDi
   SingleThreadedBlas guard(team > 1);
 #pragma omp parallel num_threads(team)
   {
-    transform_kernels(w, d, u);  // ends with the for's barrier
+    winograd_transform_kernels(w, d, u);  // ends with the for's barrier
     const int64_t cols = t.group * t.per_image;
     T* v = scratch<T>(Scratch::Col, kPoints * point_stride(cols, d.c));
     T* m = scratch<T>(Scratch::Gather, kPoints * point_stride(cols, d.o));
@@ -463,11 +481,10 @@ void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDim
   const int64_t chunks = team == 1 ? 1 : std::min<int64_t>(t.groups, kChunksPerThread * team);
   T* acc = scratch<T>(Scratch::WeightGrad, chunks * u_size);
   T* u = dx ? scratch<T>(Scratch::Weights, u_size) : nullptr;
-  const int64_t y_plane = d.oh * d.ow;
   SingleThreadedBlas guard(team > 1);
 #pragma omp parallel num_threads(team)
   {
-    if (dx) transform_kernels(w, d, u);
+    if (dx) winograd_transform_kernels(w, d, u);
     const int64_t cols = t.group * t.per_image;
     T* v = scratch<T>(Scratch::Col, kPoints * point_stride(cols, d.c));
     T* z = scratch<T>(Scratch::Gather, kPoints * point_stride(cols, d.o));
@@ -493,18 +510,8 @@ void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDim
         if (dx) untransform_input_grads(xg, d, t, n0, nb, dx);
       }
     }
-    untransform_weight_grads(acc, chunks, d, dw);
-    if (db) {
-#pragma omp for schedule(static)
-      for (int64_t o = 0; o < d.o; ++o) {
-        double sum = 0;
-        for (int64_t n = 0; n < d.n; ++n) {
-          const T* row = dy + (n * d.o + o) * y_plane;
-          for (int64_t i = 0; i < y_plane; ++i) sum += row[i];
-        }
-        db[o] = static_cast<T>(sum);
-      }
-    }
+    winograd_untransform_weight_grads(acc, chunks, d, dw);
+    if (db) conv_bias_grad(dy, d, db);
   }
 }
 
@@ -516,5 +523,13 @@ template void winograd_conv_backward<float>(const float*, const float*, const fl
                                             const WindowDims&, float*, float*, float*);
 template void winograd_conv_backward<double>(const double*, const double*, const double*,
                                              const WindowDims&, double*, double*, double*);
+
+#define ST_WINOGRAD_SHARED(T)                                                                   \
+  template void winograd_transform_kernels<T>(const T*, const WindowDims&, T*);                 \
+  template void winograd_untransform_weight_grads<T>(const T*, int64_t, const WindowDims&, T*); \
+  template void conv_bias_grad<T>(const T*, const WindowDims&, T*);
+ST_WINOGRAD_SHARED(float)
+ST_WINOGRAD_SHARED(double)
+#undef ST_WINOGRAD_SHARED
 
 }  // namespace st::cpu

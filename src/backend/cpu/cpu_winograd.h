@@ -9,7 +9,9 @@ namespace st::cpu {
 // Input and output channels below which the im2col path is used instead.
 constexpr int64_t kWinogradMinChannels = 16;
 
-// 3x3 kernel, stride 1, padding at most 2, and enough channels.
+// 3x3 kernel, stride 1, padding at most 2, a non-empty output.
+bool winograd_geometry(const WindowDims& d);
+// That geometry and enough channels.
 bool winograd_applies(const WindowDims& d);
 
 template <typename T>
@@ -18,5 +20,32 @@ void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDi
 template <typename T>
 void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T* dx, T* dw,
                             T* db);
+
+// The same for float over a tile-innermost layout that works on NCHW planes
+// directly (cpu_winograd_thin.cpp), for layers too thin for the above: fewer
+// than kWinogradMinChannels channels on one side, at least
+// kThinMinInputChannels in, at most kThinMaxChannels on either side, and an
+// output plane of at least kThinMinPlane pixels.
+constexpr int64_t kThinMaxChannels = 64;
+constexpr int64_t kThinMinInputChannels = 8;
+constexpr int64_t kThinMinPlane = 16 * 16;
+bool thin_winograd_applies(const WindowDims& d);
+void thin_winograd_forward(const float* x, const float* w, const float* bias, const WindowDims& d,
+                           float* y);
+void thin_winograd_backward(const float* x, const float* w, const float* dy, const WindowDims& d,
+                            float* dx, float* dw, float* db);
+
+// Shared by both layouts; each splits its loop across the calling OpenMP team
+// (an `omp for`, ending with its barrier).
+// u[p][o][c] = (G w[o][c] G^T)[p].
+template <typename T>
+void winograd_transform_kernels(const T* w, const WindowDims& d, T* u);
+// dw[o][c] = G^T m G, m the sum of `chunks` transformed-domain gradients
+// [16][O][C] laid end to end, added in chunk order.
+template <typename T>
+void winograd_untransform_weight_grads(const T* acc, int64_t chunks, const WindowDims& d, T* dw);
+// db[o] = the sum of dy over images and the plane (in double).
+template <typename T>
+void conv_bias_grad(const T* dy, const WindowDims& d, T* db);
 
 }  // namespace st::cpu

@@ -54,6 +54,9 @@ std::vector<ConvLayerShape> conv_layer_shapes() {
       {64, 64, 8, true},
       {64, 64, 4, true},
       {24, 40, 16, true},
+      // What a compacted network keeps (13 to 23 filters; the quickstart's Adam run).
+      {13, 17, 32, true},
+      {12, 20, 16, true},
   };
 }
 
