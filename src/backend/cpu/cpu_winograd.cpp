@@ -429,6 +429,9 @@ void conv_bias_grad(const T* dy, const WindowDims& d, T* db) {
     double sum = 0;
     for (int64_t n = 0; n < d.n; ++n) {
       const T* row = dy + (n * d.o + o) * plane;
+      // In vector lanes (still in double): a serial chain of double additions
+      // took 4 % of a thin layer's backward.
+#pragma omp simd reduction(+ : sum)
       for (int64_t i = 0; i < plane; ++i) sum += row[i];
     }
     db[o] = static_cast<T>(sum);

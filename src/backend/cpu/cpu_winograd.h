@@ -25,10 +25,11 @@ void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDim
 // directly (cpu_winograd_thin.cpp), for layers too thin for the above: fewer
 // than kWinogradMinChannels channels on one side, at least
 // kThinMinInputChannels in, at most kThinMaxChannels on either side, and an
-// output plane of at least kThinMinPlane pixels.
+// output plane of at least kThinMinPlane pixels (measured: on 8x8 planes and
+// smaller, the junk slots cost more than the layout saves).
 constexpr int64_t kThinMaxChannels = 64;
 constexpr int64_t kThinMinInputChannels = 8;
-constexpr int64_t kThinMinPlane = 16 * 16;
+constexpr int64_t kThinMinPlane = 14 * 14;
 bool thin_winograd_applies(const WindowDims& d);
 void thin_winograd_forward(const float* x, const float* w, const float* bias, const WindowDims& d,
                            float* y);

@@ -261,7 +261,7 @@ void add_input_grads(const float* x, int64_t cn, const ThinPlan& t, int64_t f0,
 bool thin_winograd_applies(const WindowDims& d) {
   // Measured against the other paths (docs/performance.md, "Thin layers"):
   // faster where the channel-innermost Winograd does not apply (fewer than
-  // 16 channels on a side) on planes of 16x16 and up; below 8 input channels
+  // 16 channels on a side) on planes of 14x14 and up; below 8 input channels
   // im2col is faster, and on smaller planes the junk slots cost too much.
   return winograd_geometry(d) && d.c >= kThinMinInputChannels &&
          std::max(d.c, d.o) <= kThinMaxChannels && std::min(d.c, d.o) < kWinogradMinChannels &&
