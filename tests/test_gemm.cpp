@@ -188,3 +188,40 @@ TEST_CASE("kernel sets are chosen by name - unsupported or unknown ones are erro
   }
   CHECK(active_isa() == saved);
 }
+
+TEST_CASE("row dot products in lanes match F64 loops on every kernel set", "[gemm]") {
+  for (Isa isa : supported_isas()) {
+    ScopedIsa kernels(isa);
+    const int64_t lanes = dot_lanes();
+    for (int64_t m : {1, 2, 3, 4, 5, 7})
+      for (int64_t n : {1, 3, 4, 5, 9})
+        for (int64_t k : {lanes, 3 * lanes, 8 * lanes}) {
+          INFO(isa_name(isa) << ": m " << m << " n " << n << " k " << k);
+          // Rows padded by a few elements past k.
+          const int64_t lda = k + 3, ldb = k + 5;
+          const std::vector<float> a = random_floats(m * lda, 51), b = random_floats(n * ldb, 52);
+          // Lanes start from earlier sums: the kernel adds onto them.
+          std::vector<float> acc = random_floats(m * n * lanes, 53);
+          const std::vector<float> start = acc;
+          sdot_accumulate(m, n, k, a.data(), lda, b.data(), ldb, acc.data());
+          std::vector<float> sums(m * n), start_sums(m * n);
+          sum_lanes(acc.data(), m * n, sums.data());
+          sum_lanes(start.data(), m * n, start_sums.data());
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              double ref = 0;
+              for (int64_t p = 0; p < k; ++p) ref += double(a[i * lda + p]) * b[j * ldb + p];
+              CHECK(std::abs(sums[i * n + j] - start_sums[i * n + j] - ref) < 1e-5 * k);
+              // Lane l holds only the products at p = l (mod lanes).
+              double lane1 = start[(i * n + j) * lanes + 1];
+              for (int64_t p = 1; p < k; p += lanes)
+                lane1 += double(a[i * lda + p]) * b[j * ldb + p];
+              CHECK(std::abs(acc[(i * n + j) * lanes + 1] - lane1) < 1e-5 * k);
+            }
+        }
+    // k must be whole vectors.
+    std::vector<float> x(64), acc(64 * lanes);
+    CHECK_THROWS_AS(sdot_accumulate(1, 1, lanes + 1, x.data(), 64, x.data(), 64, acc.data()),
+                    std::invalid_argument);
+  }
+}

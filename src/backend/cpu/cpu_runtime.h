@@ -69,6 +69,7 @@ enum class Scratch {
   Bias,
   PlaneGrad,
   Tile,
+  Lanes,
   kCount
 };
 

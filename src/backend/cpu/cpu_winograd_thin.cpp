@@ -15,9 +15,10 @@
 // "B in place" for products at most 64 rows high).
 //
 // Slots are processed in blocks that keep a block's transformed tiles in the
-// L2 cache. The backward passes are the forward's adjoints, as in
-// cpu_winograd.cpp. Junk slots compute outputs that are never stored, and
-// carry a zero output gradient, so they add exactly nothing to dW or dx.
+// L2 cache. The weight gradient sums over slots as row dot products kept in
+// vector lanes (gemm.h, sdot_accumulate), which read both operands in place. The backward passes
+// are the forward's adjoints, as in cpu_winograd.cpp. Junk slots compute outputs that are never
+// stored, and carry a zero output gradient, so they add exactly nothing to dW or dx.
 #include <algorithm>
 
 #include "backend/cpu/cpu_runtime.h"
@@ -320,11 +321,14 @@ void thin_winograd_backward(const float* x, const float* w, const float* dy, con
     float* xg = dx ? scratch<float>(Scratch::ColGrad, kPoints * d.c * t.block) : nullptr;
     float* dx_comp = dx ? scratch<float>(Scratch::PlaneGrad, 4 * d.c * t.in_len) : nullptr;
     float* tile = dx ? scratch<float>(Scratch::Tile, kPoints * t.block) : nullptr;
+    // This thread's chunk of the weight gradient in the dot products' lanes.
+    const int lanes = dot_lanes();
+    float* partial = scratch<float>(Scratch::Lanes, u_size * lanes);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       float* a = acc + chunk * u_size;
       const int64_t first = chunk * d.n / chunks, last = (chunk + 1) * d.n / chunks;
-      if (first == last) std::fill(a, a + u_size, 0.0f);
+      std::fill(partial, partial + u_size * lanes, 0.0f);
       for (int64_t n = first; n < last; ++n) {
         split_components(x + n * d.c * d.h * d.w, d.c, d.h, d.w, d.g.pad_h, d.g.pad_w, t.s,
                          t.in_len, comp);
@@ -334,12 +338,12 @@ void thin_winograd_backward(const float* x, const float* w, const float* dy, con
         for (int64_t f0 = 0; f0 < t.slots; f0 += t.block) {
           transform_inputs(comp, d.c, t, f0, v);
           transform_output_grads(grad_comp, d.o, t, f0, z);
-          const float beta = n == first && f0 == 0 ? 0.0f : 1.0f;
           for (int p = 0; p < kPoints; ++p) {
             const float* zp = z + p * d.o * t.block;
-            // M[p] [O, C] (+)= Z[p] [O, block] * V[p]^T [block, C]
-            gemm(false, true, d.o, d.c, t.block, 1.0f, zp, t.block, v + p * d.c * t.block, t.block,
-                 beta, a + p * d.o * d.c, d.c);
+            // M[p] [O, C] += Z[p] [O, block] * V[p]^T [block, C], as row dot
+            // products in lanes: both operands are read in place.
+            sdot_accumulate(d.o, d.c, t.block, zp, t.block, v + p * d.c * t.block, t.block,
+                            partial + p * d.o * d.c * lanes);
             // X[p] [C, block] = U[p]^T [C, O] * Z[p] [O, block], Z read in place.
             if (dx)
               gemm(true, false, d.c, t.block, d.o, 1.0f, u + p * d.o * d.c, d.c, zp, t.block, 0.0f,
@@ -351,6 +355,7 @@ void thin_winograd_backward(const float* x, const float* w, const float* dy, con
           merge_components(dx_comp, d.c, d.h, d.w, d.g.pad_h, d.g.pad_w, t.s, t.in_len,
                            dx + n * d.c * d.h * d.w);
       }
+      sum_lanes(partial, u_size, a);
     }
     winograd_untransform_weight_grads(acc, chunks, d, dw);
     if (db) conv_bias_grad(dy, d, db);

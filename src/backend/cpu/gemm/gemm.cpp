@@ -246,6 +246,27 @@ void sgemm_on(Isa isa, int threads, bool trans_a, bool trans_b, int64_t m, int64
   run(ks, team, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+int dot_lanes() {
+  return kernels_of(active_isa()).dot_lanes;
+}
+
+void sdot_accumulate(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                     int64_t ldb, float* acc) {
+  const KernelSet& ks = kernels_of(active_isa());
+  if (k % ks.dot_lanes != 0)
+    throw std::invalid_argument("sdot_accumulate: k must be a multiple of the dot lanes");
+  if (m > 0 && n > 0 && k > 0) ks.dot(m, n, k, a, lda, b, ldb, acc);
+}
+
+void sum_lanes(const float* acc, int64_t count, float* out) {
+  const int lanes = dot_lanes();
+  for (int64_t e = 0; e < count; ++e) {
+    float s = acc[e * lanes];
+    for (int l = 1; l < lanes; ++l) s += acc[e * lanes + l];
+    out[e] = s;
+  }
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   sgemm_on(active_isa(), 0, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -57,6 +57,19 @@ void sgemm_on(Isa isa, int threads, bool trans_a, bool trans_b, int64_t m, int64
               float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
               float* c, int64_t ldc);
 
+// Vector lanes of the active kernel set's row dot products (4, 8 or 16).
+int dot_lanes();
+// acc[(i * n + j) * L + l] += the sum over p = l (mod L) of a[i * lda + p] *
+// b[j * ldb + p], with L = dot_lanes() and k a multiple of L: the m x n dot
+// products of A's and B's rows, each kept as L partial sums that the caller
+// adds in lane order (sum_lanes). For long reductions over contiguous rows
+// (a thin layer's weight gradient), where a GEMM would pack both operands.
+// Runs on the calling thread; bitwise reproducible per kernel set.
+void sdot_accumulate(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                     int64_t ldb, float* acc);
+// out[e] = the L lanes of acc[e * L ...] added in lane order, for `count` elements.
+void sum_lanes(const float* acc, int64_t count, float* out);
+
 // Forces the kernel set for a scope (tests).
 class ScopedIsa {
  public:

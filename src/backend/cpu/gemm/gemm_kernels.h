@@ -31,11 +31,17 @@ struct Block {
   MacroKernel macro = nullptr;  // null: not compiled into this build
 };
 
+// See sdot_accumulate in gemm.h; k is a multiple of the set's dot lanes.
+using DotKernel = void (*)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                           const float* b, int64_t ldb, float* acc);
+
 struct KernelSet {
   const char* name;
   Block wide;      // the default
   Block narrow;    // for products at most narrow.nr columns wide
   int64_t kc, nc;  // cache blocks shared by both (nc a multiple of both nr)
+  int dot_lanes;   // vector lanes of the row dot products
+  DotKernel dot;   // null where the set is not compiled in
 };
 
 // One per translation unit, each compiled with its own target flags.

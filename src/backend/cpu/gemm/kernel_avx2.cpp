@@ -7,6 +7,7 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
+#include "backend/cpu/gemm/dot_kernel.h"
 #include "backend/cpu/gemm/macro_kernel.h"
 
 namespace st::cpu::gemm_detail {
@@ -108,17 +109,32 @@ void macro_narrow(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, fl
   macro_loop<12, 8>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro<12, 1>);
 }
 
+// Row dot products: 2 x 4 tiles, 8 accumulators, 2 + 4 loads per 8 FMAs.
+struct DotOps {
+  using V = __m256;
+  static constexpr int kWidth = 8, kRm = 2, kRn = 4;
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+};
+
+void dot(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+         float* acc) {
+  dot_accumulate<DotOps>(m, n, k, a, lda, b, ldb, acc);
+}
+
 }  // namespace
 
 const KernelSet kAvx2Kernels{
-    "avx2", {6, 16, 120, macro_wide}, {12, 8, 120, macro_narrow}, 256, 2048};
+    "avx2", {6, 16, 120, macro_wide}, {12, 8, 120, macro_narrow}, 256, 2048, 8, dot};
 
 }  // namespace st::cpu::gemm_detail
 
 #else
 
 namespace st::cpu::gemm_detail {
-const KernelSet kAvx2Kernels{"avx2", {6, 16, 120, nullptr}, {12, 8, 120, nullptr}, 256, 2048};
+const KernelSet kAvx2Kernels{"avx2", {6, 16, 120, nullptr}, {12, 8, 120, nullptr}, 256, 2048, 8,
+                             nullptr};
 }
 
 #endif

@@ -8,6 +8,7 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
+#include "backend/cpu/gemm/dot_kernel.h"
 #include "backend/cpu/gemm/macro_kernel.h"
 
 namespace st::cpu::gemm_detail {
@@ -65,10 +66,24 @@ void macro_narrow(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, fl
   macro_loop<12, 16>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro<12, 1>);
 }
 
+// Row dot products: 3 x 4 tiles, 12 accumulators, 3 + 4 loads per 12 FMAs.
+struct DotOps {
+  using V = __m512;
+  static constexpr int kWidth = 16, kRm = 3, kRn = 4;
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+};
+
+void dot(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+         float* acc) {
+  dot_accumulate<DotOps>(m, n, k, a, lda, b, ldb, acc);
+}
+
 }  // namespace
 
 const KernelSet kAvx512fKernels{
-    "avx512f", {8, 32, 128, macro_wide}, {12, 16, 120, macro_narrow}, 256, 2048};
+    "avx512f", {8, 32, 128, macro_wide}, {12, 16, 120, macro_narrow}, 256, 2048, 16, dot};
 
 }  // namespace st::cpu::gemm_detail
 
@@ -76,7 +91,7 @@ const KernelSet kAvx512fKernels{
 
 namespace st::cpu::gemm_detail {
 const KernelSet kAvx512fKernels{
-    "avx512f", {8, 32, 128, nullptr}, {12, 16, 120, nullptr}, 256, 2048};
+    "avx512f", {8, 32, 128, nullptr}, {12, 16, 120, nullptr}, 256, 2048, 16, nullptr};
 }
 
 #endif

@@ -2,6 +2,7 @@
 // registers (two SSE2 registers per row on x86-64, NEON on Arm), multiply and
 // add without FMA. Compiled with the project's default flags: it runs on every
 // CPU the build targets.
+#include "backend/cpu/gemm/dot_kernel.h"
 #include "backend/cpu/gemm/gemm_kernels.h"
 #include "backend/cpu/gemm/macro_kernel.h"
 
@@ -66,10 +67,24 @@ void macro(int64_t mc, int64_t nc, int64_t kc, Operand ap, Operand bp, float* c,
   macro_loop<kMr, kNr>(mc, nc, kc, ap, bp, c, ldc, alpha, beta, micro);
 }
 
+// Row dot products: 2 x 4 tiles of 4-lane vectors, multiply and add.
+struct DotOps {
+  using V = v4;
+  static constexpr int kWidth = 4, kRm = 2, kRn = 4;
+  static V load(const float* p) { return ::st::cpu::gemm_detail::load(p); }
+  static void store(float* p, V v) { ::st::cpu::gemm_detail::store(p, v); }
+  static V fma(V a, V b, V c) { return a * b + c; }
+};
+
+void dot(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+         float* acc) {
+  dot_accumulate<DotOps>(m, n, k, a, lda, b, ldb, acc);
+}
+
 }  // namespace
 
 // One register block: 8 columns are already narrow.
 const KernelSet kBaselineKernels{
-    "baseline", {kMr, kNr, 120, macro}, {kMr, kNr, 120, macro}, 256, 2048};
+    "baseline", {kMr, kNr, 120, macro}, {kMr, kNr, 120, macro}, 256, 2048, 4, dot};
 
 }  // namespace st::cpu::gemm_detail
