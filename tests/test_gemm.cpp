@@ -225,3 +225,38 @@ TEST_CASE("row dot products in lanes match F64 loops on every kernel set", "[gem
                     std::invalid_argument);
   }
 }
+
+TEST_CASE("products with A packed once match F64 loops on every kernel set", "[gemm]") {
+  for (Isa isa : supported_isas()) {
+    ScopedIsa kernels(isa);
+    const int64_t nr = packed_b_columns();
+    for (bool ta : {false, true})
+      for (int64_t m : {1, 5, 6, 7, 13, 64})
+        for (int64_t k : {1, 3, 13, 64, 256})
+          for (int64_t n : {nr, 3 * nr}) {
+            INFO(isa_name(isa) << ": m " << m << " n " << n << " k " << k << " ta " << ta);
+            const int64_t lda = (ta ? m : k) + 3, ldb = n + 5, ldc = n + 2;
+            const std::vector<float> a = random_floats((ta ? k : m) * lda, 61);
+            const std::vector<float> b = random_floats(k * ldb, 62);
+            std::vector<float> packed(packed_a_size(m, k));
+            pack_small_a(ta, m, k, a.data(), lda, packed.data());
+            // C starts as NaN: the product overwrites it without reading it.
+            std::vector<float> c(m * ldc, std::numeric_limits<float>::quiet_NaN());
+            sgemm_packed_a(m, n, k, packed.data(), b.data(), ldb, c.data(), ldc);
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t j = 0; j < n; ++j) {
+                double ref = 0;
+                for (int64_t p = 0; p < k; ++p)
+                  ref += double(ta ? a[p * lda + i] : a[i * lda + p]) * b[p * ldb + j];
+                CHECK(std::abs(c[i * ldc + j] - ref) < 1e-5 * k);
+              }
+              // The padding past n is left alone.
+              CHECK(std::isnan(c[i * ldc + n]));
+            }
+          }
+    std::vector<float> x(65 * 300);
+    CHECK_THROWS_AS(pack_small_a(false, 65, 4, x.data(), 4, x.data()), std::invalid_argument);
+    CHECK_THROWS_AS(sgemm_packed_a(4, nr + 1, 4, x.data(), x.data(), 64, x.data(), 64),
+                    std::invalid_argument);
+  }
+}

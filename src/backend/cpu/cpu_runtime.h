@@ -70,6 +70,7 @@ enum class Scratch {
   PlaneGrad,
   Tile,
   Lanes,
+  Packed,
   kCount
 };
 

@@ -11,8 +11,8 @@
 // (i, j) is component (i % 2, j % 2) at slot f + (i / 2) * s + j / 2: every
 // transform is an element-wise loop over contiguous slots, and the
 // transformed tiles [16][C][slots] are already the GEMM's B operand in panel
-// layout, which the GEMM reads in place instead of packing it (gemm.cpp,
-// "B in place" for products at most 64 rows high).
+// layout, which the GEMM reads in place instead of packing it; the small
+// kernel matrices are packed once per call (gemm.h, sgemm_packed_a).
 //
 // Slots are processed in blocks that keep a block's transformed tiles in the
 // L2 cache. The weight gradient sums over slots as row dot products kept in
@@ -257,6 +257,17 @@ void add_input_grads(const float* x, int64_t cn, const ThinPlan& t, int64_t f0,
   }
 }
 
+// The 16 transformed kernel matrices U[p] [O, C] (or U[p]^T [C, O] when
+// `transposed`) packed once per call for the GEMM's register panels, split
+// across the calling team.
+void pack_kernels(const float* u, const WindowDims& d, bool transposed, float* packed) {
+  const int64_t rows = transposed ? d.c : d.o, depth = transposed ? d.o : d.c;
+  const int64_t size = packed_a_size(rows, depth);
+#pragma omp for schedule(static)
+  for (int p = 0; p < kPoints; ++p)
+    pack_small_a(transposed, rows, depth, u + p * d.o * d.c, d.c, packed + p * size);
+}
+
 }  // namespace
 
 bool thin_winograd_applies(const WindowDims& d) {
@@ -274,9 +285,12 @@ void thin_winograd_forward(const float* x, const float* w, const float* bias, co
   const ThinPlan t = plan_thin(d);
   const int team = threads_for(d.n, d.o * d.c * 9 * d.oh * d.ow);
   float* u = scratch<float>(Scratch::Weights, kPoints * d.o * d.c);
+  const int64_t packed_size = packed_a_size(d.o, d.c);
+  float* packed = scratch<float>(Scratch::Packed, kPoints * packed_size);
 #pragma omp parallel num_threads(team)
   {
     winograd_transform_kernels(w, d, u);  // ends with the for's barrier
+    pack_kernels(u, d, false, packed);
     float* comp = scratch<float>(Scratch::Plane, 4 * d.c * t.in_len);
     float* v = scratch<float>(Scratch::Col, kPoints * d.c * t.block);
     float* m = scratch<float>(Scratch::Gather, kPoints * d.o * t.block);
@@ -291,8 +305,8 @@ void thin_winograd_forward(const float* x, const float* w, const float* bias, co
         transform_inputs(comp, d.c, t, f0, v);
         // M[p] [O, block] = U[p] [O, C] * V[p] [C, block], V read in place.
         for (int p = 0; p < kPoints; ++p)
-          gemm(false, false, d.o, t.block, d.c, 1.0f, u + p * d.o * d.c, d.c, v + p * d.c * t.block,
-               t.block, 0.0f, m + p * d.o * t.block, t.block);
+          sgemm_packed_a(d.o, t.block, d.c, packed + p * packed_size, v + p * d.c * t.block,
+                         t.block, m + p * d.o * t.block, t.block);
         transform_outputs(m, b, d.o, t, f0, q);
       }
       merge_components(q, d.o, d.oh, d.ow, 0, 0, t.s, t.slots, y + n * d.o * d.oh * d.ow);
@@ -311,9 +325,14 @@ void thin_winograd_backward(const float* x, const float* w, const float* dy, con
   const int64_t chunks = team == 1 ? 1 : std::min<int64_t>(d.n, kChunksPerThread * team);
   float* acc = scratch<float>(Scratch::WeightGrad, chunks * u_size);
   float* u = dx ? scratch<float>(Scratch::Weights, u_size) : nullptr;
+  const int64_t packed_size = packed_a_size(d.c, d.o);
+  float* packed = dx ? scratch<float>(Scratch::Packed, kPoints * packed_size) : nullptr;
 #pragma omp parallel num_threads(team)
   {
-    if (dx) winograd_transform_kernels(w, d, u);
+    if (dx) {
+      winograd_transform_kernels(w, d, u);
+      pack_kernels(u, d, true, packed);
+    }
     float* comp = scratch<float>(Scratch::Plane, 4 * d.c * t.in_len);
     float* grad_comp = scratch<float>(Scratch::OutPlane, 4 * d.o * t.slots);
     float* v = scratch<float>(Scratch::Col, kPoints * d.c * t.block);
@@ -346,8 +365,8 @@ void thin_winograd_backward(const float* x, const float* w, const float* dy, con
                             partial + p * d.o * d.c * lanes);
             // X[p] [C, block] = U[p]^T [C, O] * Z[p] [O, block], Z read in place.
             if (dx)
-              gemm(true, false, d.c, t.block, d.o, 1.0f, u + p * d.o * d.c, d.c, zp, t.block, 0.0f,
-                   xg + p * d.c * t.block, t.block);
+              sgemm_packed_a(d.c, t.block, d.o, packed + p * packed_size, zp, t.block,
+                             xg + p * d.c * t.block, t.block);
           }
           if (dx) add_input_grads(xg, d.c, t, f0, tile, dx_comp);
         }

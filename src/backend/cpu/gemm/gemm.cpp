@@ -246,6 +246,38 @@ void sgemm_on(Isa isa, int threads, bool trans_a, bool trans_b, int64_t m, int64
   run(ks, team, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+int64_t packed_b_columns() {
+  return kernels_of(active_isa()).wide.nr;
+}
+
+int64_t packed_a_size(int64_t m, int64_t k) {
+  const int mr = kernels_of(active_isa()).wide.mr;
+  return ceil_div(m, mr) * mr * k;
+}
+
+void pack_small_a(bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda, float* packed) {
+  if (m > kPackedMaxRows || k > kPackedMaxDepth)
+    throw std::invalid_argument("pack_small_a: A is too large to pack whole");
+  packer(kernels_of(active_isa()).wide.mr)(a, lda, trans_a, m, k, packed);
+}
+
+void sgemm_packed_a(int64_t m, int64_t n, int64_t k, const float* packed, const float* b,
+                    int64_t ldb, float* c, int64_t ldc) {
+  const KernelSet& ks = kernels_of(active_isa());
+  const Block& blk = ks.wide;
+  if (m > kPackedMaxRows || k > kPackedMaxDepth || n % blk.nr != 0)
+    throw std::invalid_argument("sgemm_packed_a: A too large or n not whole register blocks");
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) return scale(m, n, 0.0f, c, ldc);
+  // One row block (m <= mc) and one depth slice (k <= kc): the macro-kernel
+  // runs over column blocks of B, read in place.
+  for (int64_t jc = 0; jc < n; jc += ks.nc) {
+    const int64_t nc = std::min(ks.nc, n - jc);
+    blk.macro(m, nc, k, gemm_detail::Operand{packed, k * blk.mr, blk.mr},
+              gemm_detail::Operand{b + jc, blk.nr, ldb}, c + jc, ldc, 1.0f, 0.0f);
+  }
+}
+
 int dot_lanes() {
   return kernels_of(active_isa()).dot_lanes;
 }

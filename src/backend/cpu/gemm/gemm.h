@@ -57,6 +57,19 @@ void sgemm_on(Isa isa, int threads, bool trans_a, bool trans_b, int64_t m, int64
               float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
               float* c, int64_t ldc);
 
+// Many products C = op(A) B with one small A (at most kPackedMaxRows rows and
+// kPackedMaxDepth deep): A is packed once into the active kernel set's
+// register panels, and each product reads B in place (row-major, n a multiple
+// of packed_b_columns()). The multiplies of a thin layer's Winograd tiles.
+inline constexpr int64_t kPackedMaxRows = 64, kPackedMaxDepth = 256;
+int64_t packed_b_columns();
+// Floats that pack_small_a writes for an m x k A.
+int64_t packed_a_size(int64_t m, int64_t k);
+void pack_small_a(bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda, float* packed);
+// C[m, n] = A B, A as packed by pack_small_a with the same m and k on the same kernel set.
+void sgemm_packed_a(int64_t m, int64_t n, int64_t k, const float* packed, const float* b,
+                    int64_t ldb, float* c, int64_t ldc);
+
 // Vector lanes of the active kernel set's row dot products (4, 8 or 16).
 int dot_lanes();
 // acc[(i * n + j) * L + l] += the sum over p = l (mod L) of a[i * lda + p] *
