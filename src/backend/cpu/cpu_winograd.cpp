@@ -27,6 +27,7 @@
 #endif
 
 #include "backend/cpu/cpu_runtime.h"
+#include "backend/cpu/winograd_tiles.h"
 
 namespace st::cpu {
 namespace {
@@ -216,46 +217,32 @@ void padded_hwc_to_chw(const T* __restrict hwc, int64_t cn, int64_t h, int64_t w
 }
 
 // v[p * ps + c] = (B^T d B)[p] for the 4x4 tile d at s (rows `row` apart,
-// pixels cn apart), with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+// pixels cn apart).
 template <typename T>
 void input_tile(const T* __restrict s, int64_t row, int64_t cn, int64_t ps, T* __restrict v) {
 #pragma omp simd
   for (int64_t c = 0; c < cn; ++c) {
-    T d[4][4], r[4][4];
+    T d[4][4], t[16];
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 4; ++j) d[i][j] = s[i * row + j * cn + c];
-    for (int j = 0; j < 4; ++j) {
-      r[0][j] = d[0][j] - d[2][j];
-      r[1][j] = d[1][j] + d[2][j];
-      r[2][j] = d[2][j] - d[1][j];
-      r[3][j] = d[1][j] - d[3][j];
-    }
-    for (int i = 0; i < 4; ++i) {
-      v[(4 * i + 0) * ps + c] = r[i][0] - r[i][2];
-      v[(4 * i + 1) * ps + c] = r[i][1] + r[i][2];
-      v[(4 * i + 2) * ps + c] = r[i][2] - r[i][1];
-      v[(4 * i + 3) * ps + c] = r[i][1] - r[i][3];
-    }
+    winograd::input_transform(d, t);
+    for (int p = 0; p < 16; ++p) v[p * ps + c] = t[p];
   }
 }
 
 // The 2x2 outputs A^T m A + bias of one tile, m[p * ps + o], written to out
-// (rows `row` apart, pixels on apart), with A^T = [1 1 1 0; 0 1 -1 -1].
+// (rows `row` apart, pixels on apart).
 template <typename T>
 void output_tile(const T* __restrict m, int64_t ps, int64_t on, const T* __restrict bias,
                  int64_t row, T* __restrict out) {
 #pragma omp simd
   for (int64_t o = 0; o < on; ++o) {
-    T q[2][4];
-    for (int j = 0; j < 4; ++j) {
-      const T m0 = m[j * ps + o], m1 = m[(4 + j) * ps + o], m2 = m[(8 + j) * ps + o],
-              m3 = m[(12 + j) * ps + o];
-      q[0][j] = m0 + m1 + m2;
-      q[1][j] = m1 - m2 - m3;
-    }
+    T t[16], y[2][2];
+    for (int p = 0; p < 16; ++p) t[p] = m[p * ps + o];
+    winograd::output_transform(t, y);
     for (int a = 0; a < 2; ++a) {
-      out[a * row + o] = q[a][0] + q[a][1] + q[a][2] + bias[o];
-      out[a * row + on + o] = q[a][1] - q[a][2] - q[a][3] + bias[o];
+      out[a * row + o] = y[a][0] + bias[o];
+      out[a * row + on + o] = y[a][1] + bias[o];
     }
   }
 }
@@ -265,16 +252,10 @@ template <typename T>
 void output_grad_tile(const T* __restrict s, int64_t row, int64_t on, int64_t ps, T* __restrict z) {
 #pragma omp simd
   for (int64_t o = 0; o < on; ++o) {
-    const T g00 = s[o], g01 = s[on + o], g10 = s[row + o], g11 = s[row + on + o];
-    // Rows of A g: (g0.), (g0. + g1.), (g0. - g1.), (-g1.); each (a, b) -> (a, a + b, a - b, -b).
-    const T a[4] = {g00, g00 + g10, g00 - g10, -g10};
-    const T b[4] = {g01, g01 + g11, g01 - g11, -g11};
-    for (int i = 0; i < 4; ++i) {
-      z[(4 * i + 0) * ps + o] = a[i];
-      z[(4 * i + 1) * ps + o] = a[i] + b[i];
-      z[(4 * i + 2) * ps + o] = a[i] - b[i];
-      z[(4 * i + 3) * ps + o] = -b[i];
-    }
+    const T g[2][2] = {{s[o], s[on + o]}, {s[row + o], s[row + on + o]}};
+    T t[16];
+    winograd::output_grad_transform(g, t);
+    for (int p = 0; p < 16; ++p) z[p * ps + o] = t[p];
   }
 }
 
@@ -285,22 +266,11 @@ void add_input_grad_tile(const T* __restrict x, int64_t ps, int64_t cn, int64_t 
                          T* __restrict acc) {
 #pragma omp simd
   for (int64_t c = 0; c < cn; ++c) {
-    T r[4][4];  // B x: rows (x0, x1 - x2 + x3, x2 + x1 - x0, -x3)
-    for (int j = 0; j < 4; ++j) {
-      const T x0 = x[j * ps + c], x1 = x[(4 + j) * ps + c], x2 = x[(8 + j) * ps + c],
-              x3 = x[(12 + j) * ps + c];
-      r[0][j] = x0;
-      r[1][j] = x1 - x2 + x3;
-      r[2][j] = x2 + x1 - x0;
-      r[3][j] = -x3;
-    }
-    for (int i = 0; i < 4; ++i) {
-      T* a = acc + i * row + c;
-      a[0] += r[i][0];
-      a[cn] += r[i][1] - r[i][2] + r[i][3];
-      a[2 * cn] += r[i][2] + r[i][1] - r[i][0];
-      a[3 * cn] -= r[i][3];
-    }
+    T v[16], t[4][4];
+    for (int p = 0; p < 16; ++p) v[p] = x[p * ps + c];
+    winograd::input_grad_transform(v, t);
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) acc[i * row + j * cn + c] += t[i][j];
   }
 }
 

@@ -23,6 +23,7 @@
 
 #include "backend/cpu/cpu_runtime.h"
 #include "backend/cpu/cpu_winograd.h"
+#include "backend/cpu/winograd_tiles.h"
 
 namespace st::cpu {
 namespace {
@@ -129,42 +130,42 @@ void merge_components(const float* __restrict src, int64_t cn, int64_t h, int64_
     }
 }
 
+// The four components of channel c, from slot f0: (row parity, column parity).
+struct Components {
+  const float* __restrict p00;
+  const float* __restrict p01;
+  const float* __restrict p10;
+  const float* __restrict p11;
+  Components(const float* base, int64_t cn, int64_t c, int64_t len, int64_t f0)
+      : p00(base + c * len + f0),
+        p01(base + (cn + c) * len + f0),
+        p10(base + (2 * cn + c) * len + f0),
+        p11(base + (3 * cn + c) * len + f0) {}
+};
+
 // v[(p * cn + c) * block + j] = (B^T d B)[p] for the input tile d at slot
-// f0 + j of every channel, with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+// f0 + j of every channel.
 void transform_inputs(const float* comp, int64_t cn, const ThinPlan& t, int64_t f0,
                       float* __restrict v) {
   const int64_t s = t.s, ps = cn * t.block;
   for (int64_t c = 0; c < cn; ++c) {
-    const float* __restrict p00 = comp + c * t.in_len + f0;
-    const float* __restrict p01 = comp + (cn + c) * t.in_len + f0;
-    const float* __restrict p10 = comp + (2 * cn + c) * t.in_len + f0;
-    const float* __restrict p11 = comp + (3 * cn + c) * t.in_len + f0;
+    const Components x(comp, cn, c, t.in_len, f0);
     float* out = v + c * t.block;
 #pragma omp simd
     for (int64_t j = 0; j < t.block; ++j) {
-      const float d[4][4] = {{p00[j], p01[j], p00[j + 1], p01[j + 1]},
-                             {p10[j], p11[j], p10[j + 1], p11[j + 1]},
-                             {p00[j + s], p01[j + s], p00[j + s + 1], p01[j + s + 1]},
-                             {p10[j + s], p11[j + s], p10[j + s + 1], p11[j + s + 1]}};
-      float r[4][4];
-      for (int k = 0; k < 4; ++k) {
-        r[0][k] = d[0][k] - d[2][k];
-        r[1][k] = d[1][k] + d[2][k];
-        r[2][k] = d[2][k] - d[1][k];
-        r[3][k] = d[1][k] - d[3][k];
-      }
-      for (int i = 0; i < 4; ++i) {
-        out[(4 * i + 0) * ps + j] = r[i][0] - r[i][2];
-        out[(4 * i + 1) * ps + j] = r[i][1] + r[i][2];
-        out[(4 * i + 2) * ps + j] = r[i][2] - r[i][1];
-        out[(4 * i + 3) * ps + j] = r[i][1] - r[i][3];
-      }
+      const float d[4][4] = {{x.p00[j], x.p01[j], x.p00[j + 1], x.p01[j + 1]},
+                             {x.p10[j], x.p11[j], x.p10[j + 1], x.p11[j + 1]},
+                             {x.p00[j + s], x.p01[j + s], x.p00[j + s + 1], x.p01[j + s + 1]},
+                             {x.p10[j + s], x.p11[j + s], x.p10[j + s + 1], x.p11[j + s + 1]}};
+      float tile[16];
+      winograd::input_transform(d, tile);
+      for (int p = 0; p < 16; ++p) out[p * ps + j] = tile[p];
     }
   }
 }
 
 // q[(2a + b) * on + o][f0 + j] = (A^T m A)[a][b] + bias[o] for the products m
-// of slot f0 + j, m[(p * on + o) * block + j], with A^T = [1 1 1 0; 0 1 -1 -1].
+// of slot f0 + j, m[(p * on + o) * block + j].
 void transform_outputs(const float* m, const float* bias, int64_t on, const ThinPlan& t, int64_t f0,
                        float* q) {
   const int64_t ps = on * t.block;
@@ -177,17 +178,13 @@ void transform_outputs(const float* m, const float* bias, int64_t on, const Thin
     const float b = bias[o];
 #pragma omp simd
     for (int64_t j = 0; j < t.block; ++j) {
-      float r[2][4];
-      for (int k = 0; k < 4; ++k) {
-        const float m0 = mo[k * ps + j], m1 = mo[(4 + k) * ps + j], m2 = mo[(8 + k) * ps + j],
-                    m3 = mo[(12 + k) * ps + j];
-        r[0][k] = m0 + m1 + m2;
-        r[1][k] = m1 - m2 - m3;
-      }
-      q00[j] = r[0][0] + r[0][1] + r[0][2] + b;
-      q01[j] = r[0][1] - r[0][2] - r[0][3] + b;
-      q10[j] = r[1][0] + r[1][1] + r[1][2] + b;
-      q11[j] = r[1][1] - r[1][2] - r[1][3] + b;
+      float tile[16], y[2][2];
+      for (int p = 0; p < 16; ++p) tile[p] = mo[p * ps + j];
+      winograd::output_transform(tile, y);
+      q00[j] = y[0][0] + b;
+      q01[j] = y[0][1] + b;
+      q10[j] = y[1][0] + b;
+      q11[j] = y[1][1] + b;
     }
   }
 }
@@ -198,22 +195,14 @@ void transform_output_grads(const float* g, int64_t on, const ThinPlan& t, int64
                             float* __restrict z) {
   const int64_t ps = on * t.block;
   for (int64_t o = 0; o < on; ++o) {
-    const float* __restrict g00 = g + o * t.slots + f0;
-    const float* __restrict g01 = g + (on + o) * t.slots + f0;
-    const float* __restrict g10 = g + (2 * on + o) * t.slots + f0;
-    const float* __restrict g11 = g + (3 * on + o) * t.slots + f0;
+    const Components dy(g, on, o, t.slots, f0);
     float* out = z + o * t.block;
 #pragma omp simd
     for (int64_t j = 0; j < t.block; ++j) {
-      // Rows of A g: each (a, b) -> (a, a + b, a - b, -b) down the rows, then across.
-      const float a[4] = {g00[j], g00[j] + g10[j], g00[j] - g10[j], -g10[j]};
-      const float b[4] = {g01[j], g01[j] + g11[j], g01[j] - g11[j], -g11[j]};
-      for (int i = 0; i < 4; ++i) {
-        out[(4 * i + 0) * ps + j] = a[i];
-        out[(4 * i + 1) * ps + j] = a[i] + b[i];
-        out[(4 * i + 2) * ps + j] = a[i] - b[i];
-        out[(4 * i + 3) * ps + j] = -b[i];
-      }
+      const float tile[2][2] = {{dy.p00[j], dy.p01[j]}, {dy.p10[j], dy.p11[j]}};
+      float zt[16];
+      winograd::output_grad_transform(tile, zt);
+      for (int p = 0; p < 16; ++p) out[p * ps + j] = zt[p];
     }
   }
 }
@@ -230,21 +219,11 @@ void add_input_grads(const float* x, int64_t cn, const ThinPlan& t, int64_t f0,
     const float* __restrict xc = x + c * t.block;
 #pragma omp simd
     for (int64_t j = 0; j < bl; ++j) {
-      float r[4][4];  // B x: rows (x0, x1 - x2 + x3, x2 + x1 - x0, -x3)
-      for (int k = 0; k < 4; ++k) {
-        const float x0 = xc[k * ps + j], x1 = xc[(4 + k) * ps + j], x2 = xc[(8 + k) * ps + j],
-                    x3 = xc[(12 + k) * ps + j];
-        r[0][k] = x0;
-        r[1][k] = x1 - x2 + x3;
-        r[2][k] = x2 + x1 - x0;
-        r[3][k] = -x3;
-      }
-      for (int i = 0; i < 4; ++i) {
-        tile[(4 * i + 0) * bl + j] = r[i][0];
-        tile[(4 * i + 1) * bl + j] = r[i][1] - r[i][2] + r[i][3];
-        tile[(4 * i + 2) * bl + j] = r[i][2] + r[i][1] - r[i][0];
-        tile[(4 * i + 3) * bl + j] = -r[i][3];
-      }
+      float v[16], g[4][4];
+      for (int p = 0; p < 16; ++p) v[p] = xc[p * ps + j];
+      winograd::input_grad_transform(v, g);
+      for (int i = 0; i < 4; ++i)
+        for (int k = 0; k < 4; ++k) tile[(4 * i + k) * bl + j] = g[i][k];
     }
     for (int i = 0; i < 4; ++i)
       for (int k = 0; k < 4; ++k) {
