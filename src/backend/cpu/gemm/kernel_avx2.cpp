@@ -118,15 +118,10 @@ struct DotOps {
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 };
 
-void dot(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-         float* acc) {
-  dot_accumulate<DotOps>(m, n, k, a, lda, b, ldb, acc);
-}
-
 }  // namespace
 
-const KernelSet kAvx2Kernels{
-    "avx2", {6, 16, 120, macro_wide}, {12, 8, 120, macro_narrow}, 256, 2048, 8, dot};
+const KernelSet kAvx2Kernels{"avx2", {6, 16, 120, macro_wide}, {12, 8, 120, macro_narrow}, 256,
+                             2048,   DotOps::kWidth,           dot_accumulate<DotOps>};
 
 }  // namespace st::cpu::gemm_detail
 

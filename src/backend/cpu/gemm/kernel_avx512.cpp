@@ -75,15 +75,11 @@ struct DotOps {
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 };
 
-void dot(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-         float* acc) {
-  dot_accumulate<DotOps>(m, n, k, a, lda, b, ldb, acc);
-}
-
 }  // namespace
 
 const KernelSet kAvx512fKernels{
-    "avx512f", {8, 32, 128, macro_wide}, {12, 16, 120, macro_narrow}, 256, 2048, 16, dot};
+    "avx512f", {8, 32, 128, macro_wide}, {12, 16, 120, macro_narrow}, 256,
+    2048,      DotOps::kWidth,           dot_accumulate<DotOps>};
 
 }  // namespace st::cpu::gemm_detail
 

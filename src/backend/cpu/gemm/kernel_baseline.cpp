@@ -76,15 +76,10 @@ struct DotOps {
   static V fma(V a, V b, V c) { return a * b + c; }
 };
 
-void dot(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-         float* acc) {
-  dot_accumulate<DotOps>(m, n, k, a, lda, b, ldb, acc);
-}
-
 }  // namespace
 
 // One register block: 8 columns are already narrow.
-const KernelSet kBaselineKernels{
-    "baseline", {kMr, kNr, 120, macro}, {kMr, kNr, 120, macro}, 256, 2048, 4, dot};
+const KernelSet kBaselineKernels{"baseline", {kMr, kNr, 120, macro}, {kMr, kNr, 120, macro}, 256,
+                                 2048,       DotOps::kWidth,         dot_accumulate<DotOps>};
 
 }  // namespace st::cpu::gemm_detail
