@@ -55,7 +55,9 @@ ThinPlan plan_thin(const WindowDims& d) {
   const int64_t used = ceil_div(d.oh, 2) * t.s;
   const int64_t budget =
       std::max(kSlotAlign, kBlockFloats / (kPoints * (d.c + d.o)) / kSlotAlign * kSlotAlign);
-  // As few blocks as the budget allows, then the fewest padding slots.
+  // As few blocks as the budget allows, or one fewer (up to 1.5 x the budget)
+  // where that pads fewer slots: 72 slots at a budget of 64 make one block of
+  // 96, not two of 64.
   int64_t blocks = ceil_div(used, budget);
   auto padded = [&](int64_t k) {
     return k * (ceil_div(ceil_div(used, k), kSlotAlign) * kSlotAlign);
