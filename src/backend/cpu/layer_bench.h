@@ -19,6 +19,9 @@ struct ConvLayerTiming {
   // The same per second of process CPU time (all threads): on a shared
   // machine it moves far less with the load than wall-clock time does.
   double forward_cpu_gflops = 0, backward_cpu_gflops = 0;
+  // The fastest repeat's wall-clock rate: on a machine whose speed drifts
+  // between runs, the figure least disturbed by other load.
+  double forward_best_gflops = 0, backward_best_gflops = 0;
 };
 
 // BasicNet's wide layers and the thin ones that skipping dead filters leaves.
