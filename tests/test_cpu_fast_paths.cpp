@@ -87,6 +87,14 @@ const Case kCases[] = {
     {{7, 3, 6, 6}, 5, geom(3, 3, 2, 2, 1, 1), "im2col, strided groups"},
     {{11, 5, 3, 4}, 6, geom(2, 3, 1, 2, 1, 0), "im2col, uneven kernel"},
     {{6, 16, 3, 3}, 8, geom(1, 1, 1, 1, 0, 0), "pointwise"},
+    // im2col copies a row of a unit-stride kernel as one span when the output is as
+    // wide as the input, and packs small weight matrices once (at most 64 filters,
+    // 256 unrolled rows); the general copies and GEMM take the rest.
+    {{3, 4, 7, 6}, 6, geom(5, 5, 1, 1, 2, 2), "im2col spans, 5x5 padding 2"},
+    {{2, 5, 6, 7}, 7, geom(3, 3, 1, 1, 0, 1), "im2col spans, padding 0x1"},
+    {{3, 4, 1, 1}, 5, geom(3, 3, 1, 1, 1, 1), "im2col spans, 1x1 plane"},
+    {{4, 30, 7, 7}, 9, geom(3, 3, 2, 2, 1, 1), "im2col, 270 unrolled rows (unpacked)"},
+    {{3, 5, 6, 6}, 70, geom(3, 3, 1, 1, 1, 1), "im2col, 70 filters (unpacked)"},
     // Thin layers (what skipping dead filters leaves): channel counts around
     // the GEMM register blocks' widths (8, 16, 32) and not multiples of them.
     {{5, 17, 9, 7}, 9, geom(3, 3, 1, 1, 1, 1), "im2col, 9 filters"},
