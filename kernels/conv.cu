@@ -41,6 +41,7 @@ struct ConvForward {
   const float* x;
   const float* w;
   const float* bias;  // null when the conv has none
+  bool relu;          // y = relu(conv + bias), as the CPU's relu: NaN -> 0
   float* y;
   int M, N, K;  // M = O, N = n*oh*ow, K = c*kh*kw
 
@@ -55,7 +56,8 @@ struct ConvForward {
   }
   __host__ __device__ void store(int m, int col, float v) const {
     const int ohw = s.oh * s.ow, n = col / ohw, pix = col - n * ohw;
-    y[(static_cast<int64_t>(n) * s.o + m) * ohw + pix] = bias ? v + bias[m] : v;
+    const float r = bias ? v + bias[m] : v;
+    y[(static_cast<int64_t>(n) * s.o + m) * ohw + pix] = relu ? (r > 0.0f ? r : 0.0f) : r;
   }
 };
 
@@ -349,9 +351,10 @@ ConvShape conv_shape(const Tensor& x, const Tensor& w, const ConvGeom& g, const 
 
 }  // namespace
 
-void conv2d_forward(Context& c, const Tensor& x, const Tensor& w, const Tensor* bias,
-                    const ConvGeom& g, Tensor& y) {
-  const char* op = "cuda conv2d_forward";
+namespace {
+
+void conv_forward(Context& c, const Tensor& x, const Tensor& w, const Tensor* bias,
+                  const ConvGeom& g, Tensor& y, bool relu, const char* op) {
   const ConvShape s = conv_shape(x, w, g, op);
   ConvForward p;
   p.s = s;
@@ -361,11 +364,24 @@ void conv2d_forward(Context& c, const Tensor& x, const Tensor& w, const Tensor* 
   if (bias) {
     p.bias = f32_in(*bias);
   }
+  p.relu = relu;
   p.y = f32_out(y);
   p.M = s.o;
   p.N = s.n * s.oh * s.ow;
   p.K = s.c * s.kh * s.kw;
   run_gemm(c, p, op);
+}
+
+}  // namespace
+
+void conv2d_forward(Context& c, const Tensor& x, const Tensor& w, const Tensor* bias,
+                    const ConvGeom& g, Tensor& y) {
+  conv_forward(c, x, w, bias, g, y, false, "cuda conv2d_forward");
+}
+
+void conv2d_relu_forward(Context& c, const Tensor& x, const Tensor& w, const Tensor* bias,
+                         const ConvGeom& g, Tensor& y) {
+  conv_forward(c, x, w, bias, g, y, true, "cuda conv2d_relu_forward");
 }
 
 void conv2d_backward(Context& c, const Tensor& x, const Tensor& w, const Tensor& dy,

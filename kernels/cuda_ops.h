@@ -79,6 +79,8 @@ struct Context {
 constexpr std::size_t kHostScratchBytes = 256;
 
 // conv.cu
+void conv2d_relu_forward(Context& c, const Tensor& x, const Tensor& w, const Tensor* bias,
+                         const ConvGeom& g, Tensor& y);
 void conv2d_forward(Context& c, const Tensor& x, const Tensor& w, const Tensor* bias,
                     const ConvGeom& g, Tensor& y);
 void conv2d_backward(Context& c, const Tensor& x, const Tensor& w, const Tensor& dy,

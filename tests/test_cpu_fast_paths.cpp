@@ -140,6 +140,13 @@ TEST_CASE("conv2d fast paths match direct loops", "[ops][fastpath]") {
           CHECK(scaled_diff(dw, ref.dw) < tol);
           CHECK(scaled_diff(db, ref.db) < tol);
 
+          // The fused ReLU on the same path: relu of that output, bit for bit,
+          // into an output that starts from garbage.
+          Tensor yr = random_tensor(ys, dt, 27, -2e3, 2e3), y_relu(ys, dt);
+          be->conv2d_relu_forward(x, w, &b, k.g, yr);
+          be->relu_forward(y, y_relu);
+          CHECK(max_abs_diff(yr, y_relu) == 0);
+
           // No bias, no dx; outputs start from garbage to catch unwritten elements.
           Tensor y2 = random_tensor(ys, dt, 25, 1e3, 2e3), dw2 = random_tensor(w.shape(), dt, 26);
           be->conv2d_forward(x, w, nullptr, k.g, y2);
@@ -150,6 +157,10 @@ TEST_CASE("conv2d fast paths match direct loops", "[ops][fastpath]") {
           for (std::size_t i = 0; i < y_nobias.size(); ++i) y_nobias[i] -= bv[(i / plane) % k.o];
           CHECK(scaled_diff(y2, y_nobias) < tol);
           CHECK(scaled_diff(dw2, ref.dw) < tol);
+          Tensor yr2 = random_tensor(ys, dt, 28, -2e3, 2e3);
+          be->conv2d_relu_forward(x, w, nullptr, k.g, yr2);
+          be->relu_forward(y2, y_relu);
+          CHECK(max_abs_diff(yr2, y_relu) == 0);
         }
       }
     }
@@ -192,7 +203,7 @@ TEST_CASE("thin-layer Winograd matches direct loops on any shape", "[ops][fastpa
         cpu::WindowDims d;
         d.n = k.x[0], d.c = k.x[1], d.h = k.x[2], d.w = k.x[3], d.o = k.o;
         d.oh = ys[2], d.ow = ys[3], d.g = k.g;
-        cpu::thin_winograd_forward(x.data<float>(), w.data<float>(), b.data<float>(), d,
+        cpu::thin_winograd_forward(x.data<float>(), w.data<float>(), b.data<float>(), d, false,
                                    y.data<float>());
         cpu::thin_winograd_backward(x.data<float>(), w.data<float>(), dy.data<float>(), d,
                                     dx.data<float>(), dw.data<float>(), db.data<float>());

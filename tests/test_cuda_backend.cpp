@@ -236,6 +236,16 @@ void check_conv_case(Backend& dev, const ConvCase& cc, double tol, uint64_t seed
   dw.check_guards("conv2d_backward dw, " + name);
   db.check_guards("conv2d_backward db, " + name);
 
+  // The fused ReLU: relu of the reference (split K and TF32 included, since the
+  // ReLU is applied where the result is stored).
+  Tensor yr_ref(y_shape, DType::F64);
+  cpu->relu_forward(y_ref, yr_ref);
+  Guarded yr(y_shape);
+  dev.conv2d_relu_forward(xd, wd, cc.bias ? &bd : nullptr, g, yr.t());
+  dev.synchronize();
+  expect_close(yr.t(), yr_ref, tol, "conv2d_relu_forward y, " + name);
+  yr.check_guards("conv2d_relu_forward y, " + name);
+
   // Without dx (first layer): dw must not change.
   Guarded dw2(w_shape);
   dev.conv2d_backward(xd, wd, dyd, g, nullptr, dw2.t(), nullptr);

@@ -163,6 +163,16 @@ std::vector<LayerSpec> small_chain() {
           linear("fc")};
 }
 
+// Without BatchNorm (a network with BN folded into its convs): c1 and c2 feed
+// only a ReLU and fuse with it; c3 also feeds an add, so its ReLU runs apart.
+std::vector<LayerSpec> folded_chain() {
+  return {conv("c1", 6, 3, 1, 1, true),    layer(LayerKind::ReLU, "r1"),
+          pool(LayerKind::MaxPool, 2, 2),  conv("c2", 5, 3, 1, 1, true),
+          layer(LayerKind::ReLU, "r2"),    conv("c3", 5, 1, 1, 0),
+          layer(LayerKind::ReLU, "r3"),    layer(LayerKind::Add, "sum", {"c3", "r3"}),
+          layer(LayerKind::GlobalAvgPool), linear("fc")};
+}
+
 // Fan-out with two computed consumers (stem -> a.conv1 and shortcut.0), a
 // strided 1x1 conv shortcut, an identity shortcut (r1 -> b.conv1 and the add),
 // an add of a tensor with itself, an explicit flatten and a linear layer.
@@ -220,6 +230,15 @@ TEST_CASE("chain network gradients match finite differences in f64", "[model][gr
   m.init_parameters(11);
   randomize_bn(m, 12);
   require_gradients_match(m, random_tensor({3, 3, 8, 8}, 13), labels_for(3, 4));
+}
+
+TEST_CASE("folded network (conv + ReLU fused) gradients match finite differences in f64",
+          "[model][gradcheck]") {
+  auto be = make_cpu_backend();
+  Model m(folded_chain(), {3, 8, 8}, 4, *be, DType::F64);
+  REQUIRE(m.fused_relu(m.layer_index("c1")) == m.layer_index("r1"));
+  m.init_parameters(14);
+  require_gradients_match(m, random_tensor({3, 3, 8, 8}, 15), labels_for(3, 4));
 }
 
 TEST_CASE("residual network gradients match finite differences in f64", "[model][gradcheck]") {
@@ -581,15 +600,14 @@ TEST_CASE("layer JSON round-trips and rejects bad input with its path", "[model]
                Contains("model.layers[0].p"));
 }
 
-TEST_CASE("BatchNorm+ReLU fusion changes no bit of outputs, gradients or running stats",
-          "[model]") {
+TEST_CASE("ReLU fusion changes no bit of outputs, gradients or running stats", "[model]") {
   auto be = make_cpu_backend();
   for (DType dt : {DType::F32, DType::F64})
-    for (const auto& specs : {small_chain(), small_resnet()}) {
+    for (const auto& specs : {small_chain(), small_resnet(), folded_chain()}) {
       INFO(dtype_name(dt) << ", " << specs.size() << " layers");
       Model fused(specs, {3, 8, 8}, 4, *be, dt), apart(specs, {3, 8, 8}, 4, *be, dt);
-      REQUIRE(fused.fuse_bn_relu());
-      apart.set_fuse_bn_relu(false);
+      REQUIRE(fused.fuse_relu());
+      apart.set_fuse_relu(false);
       fused.init_parameters(51);
       apart.init_parameters(51);
       const Tensor x = random_tensor({5, 3, 8, 8}, 52).to(dt);
@@ -603,7 +621,7 @@ TEST_CASE("BatchNorm+ReLU fusion changes no bit of outputs, gradients or running
       }
       CHECK(max_abs_diff(fused.forward(x, false), apart.forward(x, false)) == 0);
       // Switched off later, the fused model reallocates and gives the same again.
-      fused.set_fuse_bn_relu(false);
+      fused.set_fuse_relu(false);
       CHECK(max_abs_diff(fused.forward(x, false), apart.forward(x, false)) == 0);
     }
 }
@@ -620,8 +638,24 @@ TEST_CASE("BatchNorm fuses only with a ReLU that is its sole consumer", "[model]
   m.forward(random_tensor({2, 2, 6, 6}, 61).to(DType::F32), true);
   CHECK_FALSE(m.activation(at("stem_bn")).defined());  // never stored
   CHECK(m.activation(at("a.bn2")).defined());
-  m.set_fuse_bn_relu(false);
+  m.set_fuse_relu(false);
   CHECK(m.fused_relu(at("stem_bn")) == -1);
   m.forward(random_tensor({2, 2, 6, 6}, 61).to(DType::F32), true);
   CHECK(m.activation(at("stem_bn")).defined());
+}
+
+TEST_CASE("a convolution fuses only with a ReLU that is its sole consumer", "[model]") {
+  auto be = make_cpu_backend();
+  Model m(folded_chain(), {3, 8, 8}, 4, *be, DType::F32);
+  const auto at = [&](const std::string& name) { return m.layer_index(name); };
+  CHECK(m.fused_relu(at("c1")) == at("r1"));
+  CHECK(m.fused_relu(at("c2")) == at("r2"));
+  CHECK(m.fused_relu(at("c3")) == -1);  // also feeds the add
+  m.forward(random_tensor({2, 3, 8, 8}, 62).to(DType::F32), true);
+  CHECK_FALSE(m.activation(at("c1")).defined());  // never stored
+  CHECK(m.activation(at("r1")).defined());
+  CHECK(m.activation(at("c3")).defined());
+  // In a network with BatchNorm the conv's consumer is the BatchNorm: nothing to fuse.
+  Model chain(small_chain(), {3, 8, 8}, 4, *be, DType::F32);
+  CHECK(chain.fused_relu(chain.layer_index("conv1")) == -1);
 }

@@ -8,9 +8,9 @@
 
 #include "config/config_error.h"
 #include "io/checkpoint.h"
-#include "run_helpers.h"
 #include "run/run_dir.h"
 #include "run/run_files.h"
+#include "run_helpers.h"
 #include "train/train_step.h"
 #include "train/trainer.h"
 

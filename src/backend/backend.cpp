@@ -121,13 +121,23 @@ void check_classes(const OpCheck& ck, const char* name, const Tensor& t, const T
 // One check function per op, named check_<op>, taking the backend and the op's
 // arguments; the public entries below are generated from ST_BACKEND_OPS.
 
-static void check_conv2d_forward(const Backend& b, const Tensor& x, const Tensor& w,
-                                 const Tensor* bias, const ConvGeom& g, const Tensor& y) {
-  OpCheck ck(b, "conv2d_forward");
+static void check_conv_forward(const char* op, const Backend& b, const Tensor& x, const Tensor& w,
+                               const Tensor* bias, const ConvGeom& g, const Tensor& y) {
+  OpCheck ck(b, op);
   ck.arg("x", x).arg("w", w).arg("bias", bias).arg("y", y);
   check_conv_operands(ck, x, w, bias, g);
   ck.shape("y", y, conv_out_shape(x, w.dim(0), g));
   ck.same_dtype("y", y, x);
+}
+
+static void check_conv2d_forward(const Backend& b, const Tensor& x, const Tensor& w,
+                                 const Tensor* bias, const ConvGeom& g, const Tensor& y) {
+  check_conv_forward("conv2d_forward", b, x, w, bias, g, y);
+}
+
+static void check_conv2d_relu_forward(const Backend& b, const Tensor& x, const Tensor& w,
+                                      const Tensor* bias, const ConvGeom& g, const Tensor& y) {
+  check_conv_forward("conv2d_relu_forward", b, x, w, bias, g, y);
 }
 
 static void check_conv2d_backward(const Backend& b, const Tensor& x, const Tensor& w,

@@ -41,6 +41,11 @@ using PoolGeom = ConvGeom;
   X(void, conv2d_forward,                                                                         \
     (const Tensor& x, const Tensor& w, const Tensor* bias, const ConvGeom& g, Tensor& y),         \
     (x, w, bias, g, y), x)                                                                        \
+  /* The same with the ReLU that follows fused in: y = relu(conv(x) + bias), applied as each      \
+     part of y is written, so the convolution's own output is never stored. */                   \
+  X(void, conv2d_relu_forward,                                                                    \
+    (const Tensor& x, const Tensor& w, const Tensor* bias, const ConvGeom& g, Tensor& y),         \
+    (x, w, bias, g, y), x)                                                                        \
   /* dx may be null (nothing upstream needs it); db null when the conv has no bias. */            \
   X(void, conv2d_backward,                                                                        \
     (const Tensor& x, const Tensor& w, const Tensor& dy, const ConvGeom& g, Tensor* dx,           \

@@ -146,7 +146,7 @@ class Trainer {
   // The training run's step (train_step), waited for; returns the loss.
   double step(const BenchBatch& b) {
     Model& net = model();
-    net.set_fuse_bn_relu(fuse_);  // also reaches the skipper's compacted network
+    net.set_fuse_relu(fuse_);  // also reaches the skipper's compacted network
     Optimizer& opt = skipper_ ? skipper_->optimizer() : optimizer_;
     const StepResult r = train_step(state_, net, opt, {b.images, b.labels, lr_, lr_, 1, ++steps_});
     backend_.synchronize();

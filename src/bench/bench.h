@@ -39,7 +39,7 @@ struct BenchOptions {
   double weight_decay = 5e-4;
   double dead_fraction = 0;
   bool skip_dead = false;          // train the network with the silenced filters removed
-  bool fuse = true;                // BatchNorm + ReLU as one op (Model::set_fuse_bn_relu)
+  bool fuse = true;                // ReLUs fused into their BatchNorm or conv (Model::set_fuse_relu)
   std::vector<double> dead_sweep;  // time these dead fractions, skipping, side by side
   int rounds = 2;                  // interleaved rounds of the sweep
 };

@@ -48,7 +48,8 @@ void add_bench_command(CLI::App& app, CommandRun& run) {
                 "does");
   cmd->add_flag(
       "--no-fuse", [opts](int64_t) { opts->fuse = false; },
-      "Run each BatchNorm and its ReLU as two ops (the fused op's baseline)");
+      "Run each ReLU as its own op, apart from the BatchNorm or conv before it (the fused ops' "
+      "baseline)");
   cmd->add_option("--dead-sweep", opts->dead_sweep,
                   "Time these dead fractions (e.g. 0,0.5,0.75), skipping the dead filters, and "
                   "print the speed-up next to the FLOP ratio")

@@ -228,26 +228,33 @@ void Model::find_blocks() {
   }
 }
 
-// Pairs each BatchNorm with the ReLU that is its only consumer (when fusion is on).
+// Pairs each BatchNorm and convolution with the ReLU that is its only consumer
+// (when fusion is on).
 void Model::plan_fusion() {
   const int n = static_cast<int>(specs_.size());
   fused_relu_.assign(n, -1);
-  fused_away_.assign(n, false);
-  if (!fuse_bn_relu_) return;
+  relu_source_.assign(n, -1);
+  if (!fuse_relu_) return;
   for (int i = 0; i < n; ++i) {
-    if (specs_[i].kind != LayerKind::BatchNorm || consumer_list_[i].size() != 1) continue;
+    const LayerKind k = specs_[i].kind;
+    if ((k != LayerKind::BatchNorm && k != LayerKind::Conv) || consumer_list_[i].size() != 1)
+      continue;
     const int r = consumer_list_[i][0];
     if (specs_[r].kind != LayerKind::ReLU) continue;
     fused_relu_[i] = r;
-    fused_away_[r] = true;
+    relu_source_[r] = i;
   }
 }
 
-void Model::set_fuse_bn_relu(bool on) {
-  if (on == fuse_bn_relu_) return;
-  fuse_bn_relu_ = on;
+bool Model::relu_backward_fused(int i) const {
+  return relu_source_[i] >= 0 && specs_[relu_source_[i]].kind == LayerKind::BatchNorm;
+}
+
+void Model::set_fuse_relu(bool on) {
+  if (on == fuse_relu_) return;
+  fuse_relu_ = on;
   plan_fusion();
-  forward_cap_ = 0;             // a fused BatchNorm has no output buffer: reallocate
+  forward_cap_ = 0;             // a fused layer has no output buffer: reallocate
   last_forward_train_ = false;  // the saved outputs no longer match the plan
   views_stale_ = true;
 }
@@ -370,7 +377,7 @@ void Model::ensure_forward_capacity(int64_t n) {
   input_buf_ = Tensor({n, input_.channels, input_.height, input_.width}, dtype_, dev);
   for (int i = 0; i < static_cast<int>(specs_.size()); ++i) {
     Slot& s = slots_[i];
-    // Flatten views its input; a fused BatchNorm writes straight into its ReLU's output.
+    // Flatten views its input; a fused layer writes straight into its ReLU's output.
     if (specs_[i].kind != LayerKind::Flatten && fused_relu_[i] < 0)
       s.act_buf = Tensor(with_batch(n, out_shapes_[i]), dtype_, dev);
     else
@@ -519,10 +526,15 @@ void Model::forward_layer(int i, bool train) {
   const Tensor& x = input_act(i, 0);
   Backend& be = *backend_;
   switch (sp.kind) {
-    case LayerKind::Conv:
-      be.conv2d_forward(x, s.weight, s.bias.defined() ? &s.bias : nullptr, window_geometry(sp),
-                        acts_[i]);
+    case LayerKind::Conv: {
+      const Tensor* bias = s.bias.defined() ? &s.bias : nullptr;
+      const int r = fused_relu_[i];
+      if (r >= 0)
+        be.conv2d_relu_forward(x, s.weight, bias, window_geometry(sp), acts_[r]);
+      else
+        be.conv2d_forward(x, s.weight, bias, window_geometry(sp), acts_[i]);
       break;
+    }
     case LayerKind::BatchNorm: {
       const int r = fused_relu_[i];
       Tensor& y = r >= 0 ? acts_[r] : acts_[i];
@@ -543,7 +555,7 @@ void Model::forward_layer(int i, bool train) {
       break;
     }
     case LayerKind::ReLU:
-      if (!fused_away_[i]) be.relu_forward(x, acts_[i]);  // else computed by its BatchNorm
+      if (relu_source_[i] < 0) be.relu_forward(x, acts_[i]);  // else computed with its input
       break;
     case LayerKind::MaxPool:
       be.maxpool2d_forward(x, window_geometry(sp), acts_[i], s.argmax);
@@ -658,8 +670,9 @@ void Model::backward_layer(int i) {
   const LayerSpec& sp = specs_[i];
   Slot& s = slots_[i];
   Backend& be = *backend_;
-  if (fused_away_[i]) return;  // its BatchNorm's fused backward takes this ReLU's gradient
-  const int r = fused_relu_[i];
+  if (relu_backward_fused(i)) return;  // its BatchNorm's fused backward takes this gradient
+  // A BatchNorm's fused ReLU: its backward starts from the ReLU's output gradient.
+  const int r = sp.kind == LayerKind::BatchNorm ? fused_relu_[i] : -1;
   const Tensor g = grad_of(r >= 0 ? r : i);
   const int j = input_index_[i][0];
   if (layer_kind_info(sp.kind).gradient_passes_through) {

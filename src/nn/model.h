@@ -17,11 +17,10 @@ struct InputShape {
   int64_t channels = 1, height = 28, width = 28;
 };
 
-
 struct ParamView {
   std::string name;  // state_dict key, e.g. "conv1.weight"
   ParamGroup group;
-  int layer = 0;     // index into specs()
+  int layer = 0;       // index into specs()
   int64_t offset = 0;  // in elements, into params()/grads()
   Shape shape;
 };
@@ -86,15 +85,18 @@ class Model {
   void backward(const Tensor& dlogits);
 
   // Output of layer i from the last forward, [N, ...]. Undefined for a BatchNorm
-  // fused into its ReLU (see set_fuse_bn_relu): that output is never stored.
+  // or convolution fused into its ReLU (see set_fuse_relu): that output is never stored.
   const Tensor& activation(int layer) const { return acts_[layer]; }
 
   // A BatchNorm whose only consumer is a ReLU runs with it as one fused op (one
-  // pass over memory instead of two, forward and backward, train and eval), with
-  // results bit-identical to the two ops. On by default; off runs them apart.
-  void set_fuse_bn_relu(bool on);
-  bool fuse_bn_relu() const { return fuse_bn_relu_; }
-  // The ReLU fused into BatchNorm layer `layer`, or -1.
+  // pass over memory instead of two, forward and backward, train and eval). A
+  // convolution whose only consumer is a ReLU (no BatchNorm between: folded
+  // networks) applies it as it writes its output; the ReLU's backward runs
+  // as before. Results are bit-identical to the separate ops. On by default;
+  // off runs them apart.
+  void set_fuse_relu(bool on);
+  bool fuse_relu() const { return fuse_relu_; }
+  // The ReLU fused into BatchNorm or convolution layer `layer`, or -1.
   int fused_relu(int layer) const { return fused_relu_[layer]; }
   const std::vector<ConvBNReLU>& conv_bn_relu_blocks() const { return blocks_; }
 
@@ -136,6 +138,8 @@ class Model {
   void build_views();
   void find_blocks();
   void plan_fusion();
+  // A ReLU whose backward its BatchNorm computes (a conv's fused ReLU keeps its own).
+  bool relu_backward_fused(int i) const;
   void plan_gradients();
   void allocate_parameters();
   void ensure_forward_capacity(int64_t n);
@@ -170,9 +174,9 @@ class Model {
   std::vector<BufferView> buffer_views_;
   std::map<std::string, int> param_index_, buffer_index_, layer_index_;
   std::vector<ConvBNReLU> blocks_;
-  bool fuse_bn_relu_ = true;
-  std::vector<int> fused_relu_;   // per layer: the ReLU fused into this BatchNorm, or -1
-  std::vector<bool> fused_away_;  // per layer: a ReLU its BatchNorm computes
+  bool fuse_relu_ = true;
+  std::vector<int> fused_relu_;   // per layer: the ReLU fused into this BatchNorm or conv, or -1
+  std::vector<int> relu_source_;  // per ReLU: the BatchNorm or conv that computes it, or -1
   std::vector<Slot> slots_;
   Tensor one_;  // [1] holding 1, added to num_batches_tracked
 

@@ -85,7 +85,16 @@ void CpuBackend::do_conv2d_forward(const Tensor& x, const Tensor& w, const Tenso
   const cpu::WindowDims d = window_dims(x, w.dim(0), g);
   dispatch_float(x, [&](auto tag) {
     using T = decltype(tag);
-    cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), data_or_null<T>(bias), d, y.data<T>());
+    cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), data_or_null<T>(bias), d, y.data<T>(), false);
+  });
+}
+
+void CpuBackend::do_conv2d_relu_forward(const Tensor& x, const Tensor& w, const Tensor* bias,
+                                        const ConvGeom& g, Tensor& y) {
+  const cpu::WindowDims d = window_dims(x, w.dim(0), g);
+  dispatch_float(x, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), data_or_null<T>(bias), d, y.data<T>(), true);
   });
 }
 

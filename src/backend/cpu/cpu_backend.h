@@ -1,5 +1,6 @@
 // The CPU backend: the numeric reference (F32 and F64) and a fast path
-// (Winograd and im2col on the engine's own SGEMM kernels, OpenMP across the batch; F64 on OpenBLAS).
+// (Winograd and im2col on the engine's own SGEMM kernels, OpenMP across the batch; F64 on
+// OpenBLAS).
 #pragma once
 
 #include <memory>

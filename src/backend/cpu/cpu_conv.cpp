@@ -195,11 +195,11 @@ const T* lower_group(const T* x, const WindowDims& d, const Lowering& l, int64_t
   return col;
 }
 
-// Copies the [o, nb * p] GEMM result of a group into its NCHW images, adding the bias.
-// `ld` is the row stride of `out` (at least nb * p).
+// Copies the [o, nb * p] GEMM result of a group into its NCHW images, adding the
+// bias (and applying the fused ReLU). `ld` is the row stride of `out` (at least nb * p).
 template <typename T>
 void scatter_output(const T* out, int64_t ld, const T* bias, const WindowDims& d, const Lowering& l,
-                    int64_t n0, int64_t nb, T* y) {
+                    int64_t n0, int64_t nb, bool relu, T* y) {
   for (int64_t i = 0; i < nb; ++i) {
     T* yn = y + (n0 + i) * d.o * l.p;
     for (int64_t o = 0; o < d.o; ++o) {
@@ -207,6 +207,7 @@ void scatter_output(const T* out, int64_t ld, const T* bias, const WindowDims& d
       T* dst = yn + o * l.p;
       const T b = bias ? bias[o] : T(0);
       for (int64_t j = 0; j < l.p; ++j) dst[j] = src[j] + b;
+      if (relu) relu_in_place(dst, l.p);
     }
   }
 }
@@ -247,7 +248,7 @@ int64_t packed_row_length(int64_t cols, int64_t panel) {
 // The forward of such a layer: each group is unrolled into a matrix whose rows
 // are padded as above (the padding is zeroed and its products are never read).
 void conv2d_forward_packed(const float* x, const float* w, const float* bias, const WindowDims& d,
-                           const Lowering& l, int team, float* y) {
+                           const Lowering& l, int team, bool relu, float* y) {
   const int64_t size = packed_a_size(d.o, l.k), panel = packed_b_columns();
   float* packed = scratch<float>(Scratch::Packed, size);
   pack_small_a(false, d.o, l.k, w, l.k, packed);
@@ -264,20 +265,20 @@ void conv2d_forward_packed(const float* x, const float* w, const float* bias, co
         im2col(x + (n0 + i) * d.c * d.h * d.w, d, l.ranges, col + i * l.p, n);
       for (int64_t r = 0; r < l.k; ++r) std::fill(col + r * n + cols, col + (r + 1) * n, 0.0f);
       sgemm_packed_a(d.o, n, l.k, packed, col, n, out, n);
-      scatter_output(out, n, bias, d, l, n0, nb, y);
+      scatter_output(out, n, bias, d, l, n0, nb, relu, y);
     }
   }
 }
 
 template <typename T>
-void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y) {
+void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y, bool relu) {
   if constexpr (std::is_same_v<T, float>)
-    if (thin_winograd_applies(d)) return thin_winograd_forward(x, w, bias, d, y);
-  if (winograd_applies(d)) return winograd_conv_forward(x, w, bias, d, y);
+    if (thin_winograd_applies(d)) return thin_winograd_forward(x, w, bias, d, relu, y);
+  if (winograd_applies(d)) return winograd_conv_forward(x, w, bias, d, relu, y);
   const int team = threads_for(d.n, d.o * unrolled_rows(d) * d.oh * d.ow);
   const Lowering l = plan_lowering(d, team);
   if constexpr (std::is_same_v<T, float>)
-    if (packs_weights_once(d, l)) return conv2d_forward_packed(x, w, bias, d, l, team, y);
+    if (packs_weights_once(d, l)) return conv2d_forward_packed(x, w, bias, d, l, team, relu, y);
   SingleThreadedBlas guard(team > 1);
 #pragma omp parallel num_threads(team)
   {
@@ -290,9 +291,10 @@ void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, 
       const T* b = lower_group(x, d, l, n0, nb, col);
       if (nb == 1 && !bias) {
         gemm(false, false, d.o, l.p, l.k, T(1), w, l.k, b, l.p, T(0), y + n0 * d.o * l.p, l.p);
+        if (relu) relu_in_place(y + n0 * d.o * l.p, d.o * l.p);
       } else {
         gemm(false, false, d.o, nb * l.p, l.k, T(1), w, l.k, b, nb * l.p, T(0), out, nb * l.p);
-        scatter_output(out, nb * l.p, bias, d, l, n0, nb, y);
+        scatter_output(out, nb * l.p, bias, d, l, n0, nb, relu, y);
       }
     }
   }
@@ -360,9 +362,9 @@ void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T
 }
 
 template void conv2d_forward<float>(const float*, const float*, const float*, const WindowDims&,
-                                    float*);
+                                    float*, bool);
 template void conv2d_forward<double>(const double*, const double*, const double*, const WindowDims&,
-                                     double*);
+                                     double*, bool);
 template void conv2d_backward<float>(const float*, const float*, const float*, const WindowDims&,
                                      float*, float*, float*);
 template void conv2d_backward<double>(const double*, const double*, const double*,

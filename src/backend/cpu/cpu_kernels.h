@@ -17,8 +17,18 @@ struct WindowDims {
   ConvGeom g;
 };
 
+// y = max(y, 0) on the calling thread, as relu_forward computes it (a NaN
+// becomes 0): the ReLU fused into a convolution, applied to each part of its
+// output right after that part is written, while it is still in cache.
 template <typename T>
-void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y);
+inline void relu_in_place(T* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] > T(0) ? y[i] : T(0);
+}
+
+// With `relu`, y = relu(conv + bias) (conv2d_relu_forward).
+template <typename T>
+void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y, bool relu);
 // dx and db may be null.
 template <typename T>
 void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T* dx, T* dw, T* db);

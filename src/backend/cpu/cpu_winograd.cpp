@@ -419,7 +419,8 @@ bool winograd_applies(const WindowDims& d) {
 }
 
 template <typename T>
-void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y) {
+void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDims& d, bool relu,
+                           T* y) {
   const int team = threads_for(d.n, d.o * d.c * 9 * d.oh * d.ow);
   const Tiling t = plan_tiling(d, team);
   T* u = scratch<T>(Scratch::Weights, kPoints * d.o * d.c);
@@ -438,6 +439,8 @@ void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDi
         gemm(false, true, k, d.o, d.c, T(1), v + p * point_stride(k, d.c), d.c, u + p * d.o * d.c,
              d.c, T(0), m + p * point_stride(k, d.o), d.o);
       untransform_outputs(m, bias, d, t, n0, nb, y);
+      const int64_t image = d.o * d.oh * d.ow;
+      if (relu) relu_in_place(y + n0 * image, nb * image);
     }
   }
 }
@@ -489,9 +492,9 @@ void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDim
 }
 
 template void winograd_conv_forward<float>(const float*, const float*, const float*,
-                                           const WindowDims&, float*);
+                                           const WindowDims&, bool, float*);
 template void winograd_conv_forward<double>(const double*, const double*, const double*,
-                                            const WindowDims&, double*);
+                                            const WindowDims&, bool, double*);
 template void winograd_conv_backward<float>(const float*, const float*, const float*,
                                             const WindowDims&, float*, float*, float*);
 template void winograd_conv_backward<double>(const double*, const double*, const double*,

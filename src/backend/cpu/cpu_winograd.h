@@ -15,7 +15,8 @@ bool winograd_geometry(const WindowDims& d);
 bool winograd_applies(const WindowDims& d);
 
 template <typename T>
-void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDims& d, T* y);
+void winograd_conv_forward(const T* x, const T* w, const T* bias, const WindowDims& d, bool relu,
+                           T* y);
 // dx and db may be null.
 template <typename T>
 void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T* dx, T* dw,
@@ -32,7 +33,7 @@ constexpr int64_t kThinMinInputChannels = 8;
 constexpr int64_t kThinMinPlane = 14 * 14;
 bool thin_winograd_applies(const WindowDims& d);
 void thin_winograd_forward(const float* x, const float* w, const float* bias, const WindowDims& d,
-                           float* y);
+                           bool relu, float* y);
 void thin_winograd_backward(const float* x, const float* w, const float* dy, const WindowDims& d,
                             float* dx, float* dw, float* db);
 

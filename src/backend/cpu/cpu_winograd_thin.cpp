@@ -262,7 +262,7 @@ bool thin_winograd_applies(const WindowDims& d) {
 }
 
 void thin_winograd_forward(const float* x, const float* w, const float* bias, const WindowDims& d,
-                           float* y) {
+                           bool relu, float* y) {
   const ThinPlan t = plan_thin(d);
   const int team = threads_for(d.n, d.o * d.c * 9 * d.oh * d.ow);
   float* u = scratch<float>(Scratch::Weights, kPoints * d.o * d.c);
@@ -290,7 +290,9 @@ void thin_winograd_forward(const float* x, const float* w, const float* bias, co
                          t.block, m + p * d.o * t.block, t.block);
         transform_outputs(m, b, d.o, t, f0, q);
       }
-      merge_components(q, d.o, d.oh, d.ow, 0, 0, t.s, t.slots, y + n * d.o * d.oh * d.ow);
+      float* yn = y + n * d.o * d.oh * d.ow;
+      merge_components(q, d.o, d.oh, d.ow, 0, 0, t.s, t.slots, yn);
+      if (relu) relu_in_place(yn, d.o * d.oh * d.ow);
     }
   }
 }
