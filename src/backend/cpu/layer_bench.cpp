@@ -58,6 +58,10 @@ std::vector<ConvLayerShape> conv_layer_shapes() {
       {13, 17, 32, true},
       {12, 20, 16, true},
       {14, 13, 14, true},
+      {13, 23, 7, true},
+      {23, 22, 7, true},
+      // What skipping 75 % of width 0.25's filters leaves on its first planes.
+      {4, 8, 32, true},
   };
 }
 
