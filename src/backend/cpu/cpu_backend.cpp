@@ -80,22 +80,28 @@ class CpuBackend final : public Backend {
   ST_BACKEND_OVERRIDES
 };
 
-void CpuBackend::do_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor* bias,
-                                   const ConvGeom& g, Tensor& y) {
+namespace {
+
+// Both convolution forwards; `relu` fuses the ReLU that follows.
+void conv_forward(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvGeom& g,
+                  Tensor& y, bool relu) {
   const cpu::WindowDims d = window_dims(x, w.dim(0), g);
   dispatch_float(x, [&](auto tag) {
     using T = decltype(tag);
-    cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), data_or_null<T>(bias), d, y.data<T>(), false);
+    cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), data_or_null<T>(bias), d, y.data<T>(), relu);
   });
+}
+
+}  // namespace
+
+void CpuBackend::do_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor* bias,
+                                   const ConvGeom& g, Tensor& y) {
+  conv_forward(x, w, bias, g, y, false);
 }
 
 void CpuBackend::do_conv2d_relu_forward(const Tensor& x, const Tensor& w, const Tensor* bias,
                                         const ConvGeom& g, Tensor& y) {
-  const cpu::WindowDims d = window_dims(x, w.dim(0), g);
-  dispatch_float(x, [&](auto tag) {
-    using T = decltype(tag);
-    cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), data_or_null<T>(bias), d, y.data<T>(), true);
-  });
+  conv_forward(x, w, bias, g, y, true);
 }
 
 void CpuBackend::do_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy,
