@@ -101,14 +101,36 @@ const Case kCases[] = {
     {{4, 16, 8, 8}, 17, geom(3, 3, 1, 1, 1, 1), "winograd, 16 -> 17"},
     {{3, 33, 6, 6}, 16, geom(3, 3, 1, 1, 1, 1), "winograd, 33 -> 16"},
     {{2, 8, 12, 12}, 33, geom(3, 3, 1, 1, 1, 1), "im2col, 8 -> 33"},
-    // Fewer than 16 channels on one side, 8 or more in, planes of 16x16 and up.
-    {{3, 8, 16, 16}, 12, geom(3, 3, 1, 1, 1, 1), "thin winograd, 8 -> 12"},
+    // Fewer than 16 channels on one side, 9 to 17 on both, planes of 14x14 and up.
+    {{3, 9, 16, 16}, 12, geom(3, 3, 1, 1, 1, 1), "thin winograd, 9 -> 12"},
     {{2, 13, 17, 19}, 17, geom(3, 3, 1, 1, 1, 1), "thin winograd, odd plane"},
-    {{2, 40, 18, 16}, 5, geom(3, 3, 1, 1, 0, 1), "thin winograd, 40 -> 5, padding 0x1"},
-    {{5, 9, 16, 17}, 64, geom(3, 3, 1, 1, 2, 2), "thin winograd, 9 -> 64, padding 2"},
+    {{2, 17, 18, 16}, 5, geom(3, 3, 1, 1, 0, 1), "thin winograd, 17 -> 5, padding 0x1"},
+    {{5, 9, 16, 17}, 17, geom(3, 3, 1, 1, 2, 2), "thin winograd, 9 -> 17, padding 2"},
+    // Thin, but sent to im2col by the dispatch rule (8 in, or more than 17 on a side).
+    {{3, 8, 16, 16}, 12, geom(3, 3, 1, 1, 1, 1), "im2col, 8 -> 12"},
+    {{2, 40, 18, 16}, 5, geom(3, 3, 1, 1, 0, 1), "im2col, 40 -> 5, padding 0x1"},
 };
 
 }  // namespace
+
+cpu::WindowDims dims_of(const Case& k) {
+  cpu::WindowDims d;
+  d.n = k.x[0], d.c = k.x[1], d.h = k.x[2], d.w = k.x[3], d.o = k.o, d.g = k.g;
+  d.oh = k.g.out_h(d.h), d.ow = k.g.out_w(d.w);
+  return d;
+}
+
+// Each case's label names the path the backend's dispatch rules send it to.
+TEST_CASE("conv2d test cases take the paths they are labelled with", "[ops][fastpath]") {
+  for (const Case& k : kCases) {
+    INFO(k.path);
+    const std::string path = k.path;
+    const cpu::WindowDims d = dims_of(k);
+    const bool thin = cpu::thin_winograd_applies(d);
+    CHECK(thin == (path.rfind("thin winograd", 0) == 0));
+    CHECK((!thin && cpu::winograd_applies(d)) == (path.rfind("winograd", 0) == 0));
+  }
+}
 
 TEST_CASE("conv2d fast paths match direct loops", "[ops][fastpath]") {
   auto be = make_cpu_backend();
@@ -200,9 +222,7 @@ TEST_CASE("thin-layer Winograd matches direct loops on any shape", "[ops][fastpa
         Tensor dw = random_tensor(w.shape(), DType::F32, 47, 1e3, 2e3);
         Tensor db = random_tensor(b.shape(), DType::F32, 48, 1e3, 2e3);
         const ConvRef ref = direct_conv(x, w, b, dy, k.g);
-        cpu::WindowDims d;
-        d.n = k.x[0], d.c = k.x[1], d.h = k.x[2], d.w = k.x[3], d.o = k.o;
-        d.oh = ys[2], d.ow = ys[3], d.g = k.g;
+        const cpu::WindowDims d = dims_of(k);
         cpu::thin_winograd_forward(x.data<float>(), w.data<float>(), b.data<float>(), d, false,
                                    y.data<float>());
         cpu::thin_winograd_backward(x.data<float>(), w.data<float>(), dy.data<float>(), d,
@@ -224,7 +244,7 @@ TEST_CASE("convolutions are bitwise reproducible for a thread count and kernel s
   // Winograd, and im2col with a thin layer.
   for (const Case& k : {Case{{13, 16, 6, 6}, 24, geom(3, 3, 1, 1, 1, 1), "winograd"},
                         Case{{13, 8, 9, 9}, 12, geom(3, 3, 1, 1, 1, 1), "im2col"},
-                        Case{{13, 8, 16, 16}, 12, geom(3, 3, 1, 1, 1, 1), "thin winograd"}}) {
+                        Case{{13, 9, 16, 16}, 12, geom(3, 3, 1, 1, 1, 1), "thin winograd"}}) {
     Tensor x = random_tensor(k.x, DType::F32, 31);
     Tensor w = random_tensor({k.o, k.x[1], 3, 3}, DType::F32, 32);
     const Shape ys{k.x[0], k.o, k.x[2], k.x[3]};

@@ -23,13 +23,18 @@ void winograd_conv_backward(const T* x, const T* w, const T* dy, const WindowDim
                             T* db);
 
 // The same for float over a tile-innermost layout that works on NCHW planes
-// directly (cpu_winograd_thin.cpp), for layers too thin for the above: fewer
-// than kWinogradMinChannels channels on one side, at least
-// kThinMinInputChannels in, at most kThinMaxChannels on either side, and an
-// output plane of at least kThinMinPlane pixels (measured: on 8x8 planes and
-// smaller, the junk slots cost more than the layout saves).
+// directly (cpu_winograd_thin.cpp), for layers too thin for the above. The
+// kernels take up to kThinMaxChannels channels on either side; the backend
+// sends them layers with fewer than kWinogradMinChannels channels on one
+// side, kThinMinInputChannels to kThinRuleMaxChannels on both, and an output
+// plane of at least kThinMinPlane pixels. Measured against im2col (docs/
+// performance.md, "Small planes"): on 8x8 planes and smaller the junk slots
+// cost more than the layout saves, and with 8 input channels or with 20 or
+// more on a side im2col, whose small-plane copies and once-packed weights
+// came later, is as fast or faster.
 constexpr int64_t kThinMaxChannels = 64;
-constexpr int64_t kThinMinInputChannels = 8;
+constexpr int64_t kThinMinInputChannels = 9;
+constexpr int64_t kThinRuleMaxChannels = 17;
 constexpr int64_t kThinMinPlane = 14 * 14;
 bool thin_winograd_applies(const WindowDims& d);
 void thin_winograd_forward(const float* x, const float* w, const float* bias, const WindowDims& d,

@@ -252,12 +252,9 @@ void pack_kernels(const float* u, const WindowDims& d, bool transposed, float* p
 }  // namespace
 
 bool thin_winograd_applies(const WindowDims& d) {
-  // Measured against the other paths (docs/performance.md, "Thin layers"):
-  // faster where the channel-innermost Winograd does not apply (fewer than
-  // 16 channels on a side) on planes of 14x14 and up; below 8 input channels
-  // im2col is faster, and on smaller planes the junk slots cost too much.
+  // Measured against the other paths (cpu_winograd.h says where).
   return winograd_geometry(d) && d.c >= kThinMinInputChannels &&
-         std::max(d.c, d.o) <= kThinMaxChannels && std::min(d.c, d.o) < kWinogradMinChannels &&
+         std::max(d.c, d.o) <= kThinRuleMaxChannels && std::min(d.c, d.o) < kWinogradMinChannels &&
          d.oh * d.ow >= kThinMinPlane;
 }
 
