@@ -71,6 +71,7 @@ enum class Scratch {
   Tile,
   Lanes,
   Packed,
+  TurnedWeights,  // the backward's kernels for its input gradient as a forward (cpu_conv.cpp)
   kCount
 };
 
