@@ -186,13 +186,19 @@ Lowering plan_lowering(const WindowDims& d, int team) {
 // Lowers images [n0, n0 + nb) side by side into col [k, nb * p]; returns the
 // matrix to multiply (the image itself for a single pointwise image).
 template <typename T>
+// `ld` is the matrix's row length (at least nb * p; the columns past nb * p are left as they are).
 const T* lower_group(const T* x, const WindowDims& d, const Lowering& l, int64_t n0, int64_t nb,
-                     T* col) {
+                     T* col, int64_t ld) {
   const int64_t x_stride = d.c * d.h * d.w;
   if (l.pointwise) return x + n0 * x_stride;
-  for (int64_t i = 0; i < nb; ++i)
-    im2col(x + (n0 + i) * x_stride, d, l.ranges, col + i * l.p, nb * l.p);
+  for (int64_t i = 0; i < nb; ++i) im2col(x + (n0 + i) * x_stride, d, l.ranges, col + i * l.p, ld);
   return col;
+}
+
+// Zeroes columns [used, ld) of `rows` rows of length ld.
+template <typename T>
+void clear_row_ends(T* m, int64_t rows, int64_t used, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) std::fill(m + r * ld + used, m + (r + 1) * ld, T(0));
 }
 
 // Copies the [o, nb * p] GEMM result of a group into its NCHW images, adding the
@@ -212,15 +218,15 @@ void scatter_output(const T* out, int64_t ld, const T* bias, const WindowDims& d
   }
 }
 
-// Gathers the NCHW output gradients of a group into one [o, nb * p] matrix.
+// Gathers the NCHW output gradients of a group into one [o, nb * p] matrix
+// with rows `ld` long (as in lower_group).
 template <typename T>
 void gather_output_grad(const T* dy, const WindowDims& d, const Lowering& l, int64_t n0, int64_t nb,
-                        T* out) {
-  const int64_t cols = nb * l.p;
+                        T* out, int64_t ld) {
   for (int64_t i = 0; i < nb; ++i) {
     const T* dyn = dy + (n0 + i) * d.o * l.p;
     for (int64_t o = 0; o < d.o; ++o)
-      std::copy(dyn + o * l.p, dyn + (o + 1) * l.p, out + o * cols + i * l.p);
+      std::copy(dyn + o * l.p, dyn + (o + 1) * l.p, out + o * ld + i * l.p);
   }
 }
 
@@ -244,6 +250,19 @@ int64_t packed_row_length(int64_t cols, int64_t panel) {
   while (n % 64 == 0) n += panel;
   return n;
 }
+
+// The row length of a group's matrices for sdot_accumulate: a whole number of
+// dot lanes, and not a multiple of 64 floats, for the reason above.
+int64_t lane_row_length(int64_t cols) {
+  const int64_t lanes = dot_lanes();
+  int64_t n = ceil_div(cols, lanes) * lanes;
+  while (n % 64 == 0) n += lanes;
+  return n;
+}
+
+// Floats of dot-product lanes (o * k * lanes) up to which the backward sums a
+// thin layer's weight gradient in lanes: they stay in the L2 cache.
+constexpr int64_t kMaxLaneFloats = 64 * 1024;
 
 // The forward of such a layer: each group is unrolled into a matrix whose rows
 // are padded as above (the padding is zeroed and its products are never read).
@@ -288,7 +307,7 @@ void conv2d_forward(const T* x, const T* w, const T* bias, const WindowDims& d, 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t g = 0; g < l.groups; ++g) {
       const int64_t n0 = l.first(g), nb = l.images(g, d.n);
-      const T* b = lower_group(x, d, l, n0, nb, col);
+      const T* b = lower_group(x, d, l, n0, nb, col, nb * l.p);
       if (nb == 1 && !bias) {
         gemm(false, false, d.o, l.p, l.k, T(1), w, l.k, b, l.p, T(0), y + n0 * d.o * l.p, l.p);
         if (relu) relu_in_place(y + n0 * d.o * l.p, d.o * l.p);
@@ -349,6 +368,13 @@ void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T
   const int64_t w_size = d.o * unrolled_rows(d), y_stride = d.o * d.oh * d.ow;
   const int team = threads_for(d.n, w_size * d.oh * d.ow * (dx ? 2 : 1));
   const Lowering l = plan_lowering(d, team);
+  // A thin layer sums its weight gradient as row dot products kept in vector
+  // lanes (gemm.h, sdot_accumulate), which read dy and the unrolled images in
+  // place: the GEMM packed both per group, which cost about as much as the
+  // multiply at 8 to 16 filters.
+  bool lanes_dw = false;
+  if constexpr (std::is_same_v<T, float>)
+    lanes_dw = packs_weights_once(d, l) && w_size * dot_lanes() <= kMaxLaneFloats;
   SingleThreadedBlas guard(team > 1);
   // The groups are cut into fixed chunks of consecutive groups, more chunks
   // than threads so that a thread slowed by other load does not hold up the
@@ -361,32 +387,56 @@ void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T
 #pragma omp parallel num_threads(team)
   {
     const int64_t cols = l.group * l.p;
-    T* col = l.pointwise ? nullptr : scratch<T>(Scratch::Col, l.k * cols);
+    // Rows of the unrolled images and gathered gradients: padded for the lanes.
+    int64_t ld_max = cols;
+    T* lanes = nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+      if (lanes_dw) {
+        ld_max = lane_row_length(cols);
+        lanes = scratch<float>(Scratch::Lanes, w_size * dot_lanes());
+      }
+    }
+    T* col = l.pointwise ? nullptr : scratch<T>(Scratch::Col, l.k * ld_max);
     T* dcol = (l.pointwise || !dx) ? nullptr : scratch<T>(Scratch::ColGrad, l.k * cols);
-    T* grad = l.group > 1 ? scratch<T>(Scratch::Gather, d.o * cols) : nullptr;
+    T* grad = l.group > 1 || lanes_dw ? scratch<T>(Scratch::Gather, d.o * ld_max) : nullptr;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       T* acc = partial(chunk);
       const int64_t first = chunk * l.groups / chunks, last = (chunk + 1) * l.groups / chunks;
+      if (lanes_dw) std::fill(lanes, lanes + w_size * dot_lanes(), T(0));
       for (int64_t g = first; g < last; ++g) {
         const int64_t n0 = l.first(g), nb = l.images(g, d.n), m = nb * l.p;
-        const T* b = lower_group(x, d, l, n0, nb, col);
+        int64_t ld = m;
+        if constexpr (std::is_same_v<T, float>)
+          if (lanes_dw) ld = lane_row_length(m);
+        const T* b = lower_group(x, d, l, n0, nb, col, ld);
         const T* dyg = dy + n0 * y_stride;
-        if (nb > 1) {
-          gather_output_grad(dy, d, l, n0, nb, grad);
+        if (nb > 1 || lanes_dw) {
+          gather_output_grad(dy, d, l, n0, nb, grad, ld);
           dyg = grad;
         }
+        if constexpr (std::is_same_v<T, float>) {
+          if (lanes_dw) {
+            // dW += dY [O, m] . col [K, m], row by row, the padding zero in both.
+            clear_row_ends(col, l.k, m, ld);
+            clear_row_ends(grad, d.o, m, ld);
+            sdot_accumulate(d.o, l.k, ld, dyg, ld, b, ld, lanes);
+          }
+        }
         // dW (+)= dY [O, m] * col^T [m, K]
-        gemm(false, true, d.o, l.k, m, T(1), dyg, m, b, m, T(g == first ? 0 : 1), acc, l.k);
+        if (!lanes_dw)
+          gemm(false, true, d.o, l.k, m, T(1), dyg, m, b, m, T(g == first ? 0 : 1), acc, l.k);
         if (dx) {
           // dcol = W^T [K, O] * dY [O, m]
           T* dxg = dx + n0 * d.c * d.h * d.w;
-          gemm(true, false, l.k, m, d.o, T(1), w, l.k, dyg, m, T(0), l.pointwise ? dxg : dcol, m);
+          gemm(true, false, l.k, m, d.o, T(1), w, l.k, dyg, ld, T(0), l.pointwise ? dxg : dcol, m);
           if (!l.pointwise)
             for (int64_t i = 0; i < nb; ++i)
               col2im(dcol + i * l.p, d, l.ranges, m, dxg + i * d.c * d.h * d.w);
         }
       }
+      if constexpr (std::is_same_v<T, float>)
+        if (lanes_dw) sum_lanes(lanes, w_size, acc);
       if (first == last) std::fill(acc, acc + w_size, T(0));
     }
     if (chunks > 1) {
