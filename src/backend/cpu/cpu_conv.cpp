@@ -240,23 +240,15 @@ bool packs_weights_once(const WindowDims& d, const Lowering& l) {
   return !l.pointwise && d.o <= kPackedMaxRows && l.k <= kPackedMaxDepth;
 }
 
-// The row length of a group's unrolled matrix for the packed GEMM: its columns
-// rounded up to the panel width, plus a panel while the rows are a multiple of
-// 64 floats apart. The GEMM reads a panel down all k rows, and at such strides
-// those rows fall into a quarter of the L1 cache's sets or fewer and evict each
+// The row length of a group's matrices read in place by the packed GEMM or
+// the row dot products: the columns rounded up to `unit` (the GEMM's panel
+// width, or the dot lanes), plus a unit while the rows are a multiple of 64
+// floats apart. Those kernels read down all k rows, and at such strides the
+// rows fall into a quarter of the L1 cache's sets or fewer and evict each
 // other (28 -> 64 @4x4, 256 columns, ran at two thirds of the speed).
-int64_t packed_row_length(int64_t cols, int64_t panel) {
-  int64_t n = ceil_div(cols, panel) * panel;
-  while (n % 64 == 0) n += panel;
-  return n;
-}
-
-// The row length of a group's matrices for sdot_accumulate: a whole number of
-// dot lanes, and not a multiple of 64 floats, for the reason above.
-int64_t lane_row_length(int64_t cols) {
-  const int64_t lanes = dot_lanes();
-  int64_t n = ceil_div(cols, lanes) * lanes;
-  while (n % 64 == 0) n += lanes;
+int64_t padded_row_length(int64_t cols, int64_t unit) {
+  int64_t n = ceil_div(cols, unit) * unit;
+  while (n % 64 == 0) n += unit;
   return n;
 }
 
@@ -273,16 +265,15 @@ void conv2d_forward_packed(const float* x, const float* w, const float* bias, co
   pack_small_a(false, d.o, l.k, w, l.k, packed);
 #pragma omp parallel num_threads(team)
   {
-    const int64_t ld = packed_row_length(l.group * l.p, panel);
+    const int64_t ld = padded_row_length(l.group * l.p, panel);
     float* col = scratch<float>(Scratch::Col, l.k * ld);
     float* out = scratch<float>(Scratch::Gather, d.o * ld);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t g = 0; g < l.groups; ++g) {
       const int64_t n0 = l.first(g), nb = l.images(g, d.n), cols = nb * l.p;
-      const int64_t n = packed_row_length(cols, panel);
-      for (int64_t i = 0; i < nb; ++i)
-        im2col(x + (n0 + i) * d.c * d.h * d.w, d, l.ranges, col + i * l.p, n);
-      for (int64_t r = 0; r < l.k; ++r) std::fill(col + r * n + cols, col + (r + 1) * n, 0.0f);
+      const int64_t n = padded_row_length(cols, panel);
+      lower_group(x, d, l, n0, nb, col, n);
+      clear_row_ends(col, l.k, cols, n);
       sgemm_packed_a(d.o, n, l.k, packed, col, n, out, n);
       scatter_output(out, n, bias, d, l, n0, nb, relu, y);
     }
@@ -392,7 +383,7 @@ void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T
     T* lanes = nullptr;
     if constexpr (std::is_same_v<T, float>) {
       if (lanes_dw) {
-        ld_max = lane_row_length(cols);
+        ld_max = padded_row_length(cols, dot_lanes());
         lanes = scratch<float>(Scratch::Lanes, w_size * dot_lanes());
       }
     }
@@ -408,7 +399,7 @@ void conv2d_backward(const T* x, const T* w, const T* dy, const WindowDims& d, T
         const int64_t n0 = l.first(g), nb = l.images(g, d.n), m = nb * l.p;
         int64_t ld = m;
         if constexpr (std::is_same_v<T, float>)
-          if (lanes_dw) ld = lane_row_length(m);
+          if (lanes_dw) ld = padded_row_length(m, dot_lanes());
         const T* b = lower_group(x, d, l, n0, nb, col, ld);
         const T* dyg = dy + n0 * y_stride;
         if (nb > 1 || lanes_dw) {
