@@ -476,6 +476,19 @@ TEST_CASE("checked writes: report --out and export on a full disk", "[bad_inputs
 namespace st::test {
 namespace {
 
+// Fuzzing regression (fuzz_image, UBSan): a PNG whose only IDAT chunk is empty made the
+// decoder copy zero bytes into a null buffer.
+TEST_CASE("fuzz regression: a PNG with an empty first IDAT chunk is refused", "[bad_inputs]") {
+  const std::string png(
+      "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x02\x00\x00\x00"
+      "\x02\x08\x06\x00\x00\x00\x72\xb6\x0d\x24\x00\x00\x00\x1a\xa0\x44\x41\x54\x7a\x9c\x63\x60\x60"
+      "\x64\x62\x66\x61\x65\x63\x67\xe0\xe0\xe4\xe2\xe6\xe1\xe5\xe3\x07\x00\x02\xd6\x00\x79\xd7\x8e"
+      "\xa8\xff\x00\x00\x00\x00\x49\x44\x41\x54\xae\x42\x60\x82",
+      83);
+  CHECK_THROWS_WITH(decode_bytes(png, "x.png"),
+                    Catch::Contains("x.png") && Catch::Contains("empty first image-data"));
+}
+
 // Fuzzing regression (fuzz_image): a 2x2 PNG whose IDAT chunk declares 1.7 GB made the
 // decoder allocate that much before reading it.
 TEST_CASE("fuzz regression: a PNG chunk longer than the file is refused", "[bad_inputs]") {

@@ -51,11 +51,14 @@ std::string size_str(int h, int w) {
 
 // stb_image grows its PNG buffer to each chunk's declared length before reading it: an
 // 86-byte file declaring a 1.7 GB IDAT chunk made it allocate 1.7 GB (found by fuzzing).
-// Every chunk must lie within the file.
+// Every chunk must lie within the file. And the first IDAT chunk must not be empty: stb then
+// copies zero bytes into its still-null data buffer (memcpy from/to null, undefined; found by
+// fuzzing).
 void check_png_chunks(const std::vector<uint8_t>& b, const std::string& origin) {
   static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (b.size() < 8 || !std::equal(kSignature, kSignature + 8, b.begin())) return;  // not PNG
   std::size_t at = 8;
+  bool image_data = false;  // an IDAT chunk seen
   while (at < b.size()) {
     if (b.size() - at < 12)
       throw InputError("image " + origin + ": PNG chunk at byte " + std::to_string(at) +
@@ -67,6 +70,12 @@ void check_png_chunks(const std::vector<uint8_t>& b, const std::string& origin) 
                        " declares " + std::to_string(length) +
                        " bytes, past the end of the file (truncated or corrupt)");
     const bool end = std::equal(b.begin() + at + 4, b.begin() + at + 8, "IEND");
+    if (std::equal(b.begin() + at + 4, b.begin() + at + 8, "IDAT")) {
+      if (length == 0 && !image_data)
+        throw InputError("image " + origin + ": PNG chunk at byte " + std::to_string(at) +
+                         " is an empty first image-data (IDAT) chunk (corrupt file)");
+      image_data = true;
+    }
     at += 12 + length;
     if (end) return;
   }
